@@ -1,0 +1,37 @@
+# Set-up and everyday commands. `make demo` and `make test` each do all the set-up on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+TORCH  ?= torch==2.13.0
+# Caches stay inside the project folder (git-ignored), never in the home folder.
+export HF_HOME := $(CURDIR)/.cache/huggingface
+export HF_HUB_OFFLINE := 1
+export TUNEBRIDGE_CACHE_DIR := $(CURDIR)/.cache/tunebridge
+
+.PHONY: install demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"          # pinned first: never let pip pick a CUDA build
+	$(PY) -m pip install --quiet -e ".[trl,dev]" "$(TORCH)"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/tunebridge train examples/sft-tiny.yaml --output runs/demo --overwrite
+	@echo "model: runs/demo/model   report: runs/demo/README.md, runs/demo/run.json"
+
+test: install
+	$(VENV)/bin/ruff check core backends tests benchmarks
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check core backends tests benchmarks
+
+bench: install
+	$(PY) benchmarks/cli_startup.py
+
+clean:
+	rm -rf runs .cache .pytest_cache build dist *.egg-info

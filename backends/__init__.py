@@ -1,0 +1,1 @@
+"""The backends tunebridge ships. Each registers through the ``tunebridge`` entry-point group."""

@@ -1,0 +1,75 @@
+"""The TRL backend class: capabilities, environment check, plan, train. TRL is imported only to train."""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+from typing import ClassVar
+
+from tunebridge.backend import Backend, BackendOutput, BackendStatus, Capabilities, Plan, TrainingJob
+from tunebridge.examples import Examples
+from tunebridge.spec import Spec
+from tunebridge.versions import package_version
+
+from .config import native_sft_config
+
+REQUIRED = ("torch", "trl", "transformers", "peft", "accelerate", "datasets")
+
+
+class TRLBackend(Backend):
+    """Hugging Face TRL 1.16 on transformers 5.x."""
+
+    name = "trl"
+    description = "Hugging Face TRL (SFTTrainer) on transformers 5.x"
+    install_hint = "pip install torch==2.13.0 && pip install 'tunebridge[trl]'"
+    packages: ClassVar[tuple[str, ...]] = ("trl", "peft", "accelerate", "datasets")
+    capabilities = Capabilities(
+        tasks=frozenset({"sft"}),
+        algorithms={"sft": ("sft",)},
+        peft=True,
+        packing=True,
+        completion_only_loss=True,
+        plain_text=True,
+        precisions=frozenset({"fp32", "bf16"}),
+        gradient_checkpointing=True,
+        first_batch=True,
+    )
+
+    def check(self) -> BackendStatus:
+        """Ready when TRL 1.x and transformers 5.x are installed (read from metadata, nothing imported)."""
+        found = {name: package_version(name) for name in REQUIRED}
+        missing = [name for name in REQUIRED if found[name] is None or find_spec(name) is None]
+        if missing:
+            return BackendStatus("missing", f"not installed: {', '.join(missing)}", found)
+        if not found["transformers"].startswith("5."):
+            return BackendStatus("broken", f"needs transformers 5.x, found {found['transformers']}", found)
+        if not found["trl"].startswith("1."):
+            return BackendStatus("broken", f"needs trl 1.x, found {found['trl']}", found)
+        return BackendStatus("ready", "", found)
+
+    def plan(self, spec: Spec, examples: Examples | None = None) -> Plan:
+        """The SFTConfig and trainer arguments this backend would use."""
+        from pathlib import Path
+
+        native, unhonoured, notes = native_sft_config(spec, examples, Path("<output>") / "work", _has_cuda())
+        return Plan(self.name, native, unhonoured, notes)
+
+    def train(self, job: TrainingJob) -> BackendOutput:
+        """Train with trl.SFTTrainer and save the model to ``job.model_dir``."""
+        from .sft import train_sft
+
+        return train_sft(job, cuda=_has_cuda())
+
+    def first_batch(self, job: TrainingJob) -> dict[str, list[list[int]]]:
+        """The first batch SFTTrainer would train on."""
+        from .sft import first_batch
+
+        return first_batch(job, cuda=_has_cuda())
+
+
+def _has_cuda() -> bool:
+    """True when torch is importable and sees a GPU (checked only when planning or training)."""
+    if find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()

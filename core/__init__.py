@@ -1,0 +1,51 @@
+"""tunebridge: fine-tune language models from human-feedback data on any of several frameworks, one spec.
+
+Importing this package is cheap: trainers and runs are loaded on first use, frameworks only when training.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    BackendNotFound,
+    BackendUnavailable,
+    DataError,
+    OutputExistsError,
+    RunFailed,
+    SpecError,
+    TunebridgeError,
+    UnsupportedFeature,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Spec": "spec", "load_spec": "spec", "parse_spec": "spec",
+    "SFTTrainer": "trainers", "RewardTrainer": "trainers", "RLTrainer": "trainers",
+    "Run": "run", "TrainResult": "result", "Backend": "backend", "Capabilities": "backend",
+    "BackendStatus": "backend", "Plan": "backend", "hookimpl": "hookspecs", "get_registry": "plugins",
+}
+
+__all__ = [
+    "BackendNotFound", "BackendUnavailable", "DataError", "OutputExistsError", "RunFailed", "SpecError",
+    "TunebridgeError", "UnsupportedFeature", "__version__", *_LAZY,
+]
+
+if TYPE_CHECKING:
+    from .backend import Backend, BackendStatus, Capabilities, Plan
+    from .hookspecs import hookimpl
+    from .plugins import get_registry
+    from .result import TrainResult
+    from .run import Run
+    from .spec import Spec, load_spec, parse_spec
+    from .trainers import RewardTrainer, RLTrainer, SFTTrainer
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'tunebridge' has no attribute {name!r}")

@@ -1,0 +1,138 @@
+"""What a backend is: its capabilities, its status, and the calls the core makes on it.
+
+A backend module must not import its framework at top level: ``check()`` reads package metadata only,
+and ``plan``/``train`` import the framework when called.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from .examples import Examples
+    from .progress import RunReporter
+    from .spec import Spec
+
+StatusKind = Literal["ready", "missing", "broken", "not-implemented"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do. The core checks a spec against these before anything runs."""
+
+    tasks: frozenset[str] = frozenset()
+    algorithms: dict[str, tuple[str, ...]] = field(default_factory=dict)  # task -> algorithms, first = default
+    peft: bool = False
+    packing: bool = False
+    completion_only_loss: bool = False
+    plain_text: bool = False
+    precisions: frozenset[str] = frozenset({"fp32"})
+    gradient_checkpointing: bool = False
+    first_batch: bool = False  # can show its first training batch (for masking / loss parity checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for `tunebridge backends --json`."""
+        return {
+            "tasks": sorted(self.tasks),
+            "algorithms": {k: list(v) for k, v in self.algorithms.items()},
+            "peft": self.peft,
+            "packing": self.packing,
+            "completion_only_loss": self.completion_only_loss,
+            "plain_text": self.plain_text,
+            "precisions": sorted(self.precisions),
+            "gradient_checkpointing": self.gradient_checkpointing,
+            "first_batch": self.first_batch,
+        }
+
+
+@dataclass
+class BackendStatus:
+    """Whether a backend can run here, and why not."""
+
+    kind: StatusKind
+    detail: str = ""
+    versions: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        """True when the backend can train in this environment."""
+        return self.kind == "ready"
+
+    def describe(self) -> str:
+        """One line for humans."""
+        return self.kind if not self.detail else f"{self.kind}: {self.detail}"
+
+
+@dataclass
+class Plan:
+    """What a backend would run: its native configuration and the spec settings it cannot honour."""
+
+    backend: str
+    native_config: dict[str, Any]
+    unhonoured: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainingJob:
+    """Everything a backend needs to train: resolved paths and the rendered, ordered examples."""
+
+    spec: Spec
+    examples: Examples
+    model_path: Path
+    tokenizer_path: Path
+    output_dir: Path
+    reporter: RunReporter
+
+    @property
+    def model_dir(self) -> Path:
+        """Where the backend must save the final model (and tokenizer)."""
+        return self.output_dir / "model"
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space inside the output folder (checkpoints, native logs)."""
+        return self.output_dir / "work"
+
+
+@dataclass
+class BackendOutput:
+    """What a backend reports after training. Metrics use the neutral names (see progress.METRIC_NAMES)."""
+
+    metrics: dict[str, Any]
+    native_config: dict[str, Any]
+    model_format: Literal["full", "merged", "adapter"] = "full"
+    global_step: int = 0
+
+
+class Backend:
+    """Base class for backends. Subclasses set ``name``/``capabilities`` and implement the methods."""
+
+    name: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    install_hint: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def check(self) -> BackendStatus:
+        """Is the backend usable here? Must be cheap: read metadata, never import the framework."""
+        return BackendStatus("ready")
+
+    def plan(self, spec: Spec, examples: Examples | None = None) -> Plan:
+        """The native configuration this backend would run for ``spec``; no side effects."""
+        raise NotImplementedError
+
+    def train(self, job: TrainingJob) -> BackendOutput:
+        """Train; save the model and tokenizer to ``job.model_dir``; report each logged step to ``job.reporter``."""
+        raise NotImplementedError
+
+    def first_batch(self, job: TrainingJob) -> dict[str, list[list[int]]]:
+        """The first training batch as the backend would feed it: ``input_ids`` and ``labels`` (-100 = no loss)."""
+        raise NotImplementedError
+
+    def export(self, spec: Spec, examples: Examples, output_dir: Path) -> Path:
+        """Write a project the framework's own CLI can run. Optional."""
+        from .errors import UnsupportedFeature
+
+        raise UnsupportedFeature(self.name, "export")

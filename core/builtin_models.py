@@ -1,0 +1,123 @@
+"""Models tunebridge builds locally, so a first run needs no download: ``model: {builtin: tiny-llama}``.
+
+The tokenizer is a byte-level BPE trained with ``tokenizers`` on the run's own text; the model is a tiny
+Llama-architecture causal LM initialised from the seed. Both are cached by a hash of (corpus, seed,
+config), so the same data and seed give the same folder. The folder loads on transformers 5 (TRL) and 4.x
+(trlx, AutoTrain): ``tokenizer_class`` is ``PreTrainedTokenizerFast`` and ``pytorch_model.bin`` is written
+beside the safetensors file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from .hf_compat import make_tokenizer_portable
+
+CACHE_ENV = "TUNEBRIDGE_CACHE_DIR"
+BUILDER_VERSION = "1"
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<|system|>", "<|user|>", "<|assistant|>"]
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}{{ '<|assistant|>' }}{% generation %}"
+    "{{ message['content'] + '</s>' }}{% endgeneration %}"
+    "{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + '</s>' }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
+)
+TINY_LLAMA = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 2048,
+    "tie_word_embeddings": False,
+}
+VOCAB_SIZE = 1024
+
+
+def cache_root() -> Path:
+    """Where built models are cached: ``$TUNEBRIDGE_CACHE_DIR`` or ``~/.cache/tunebridge``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "tunebridge"
+
+
+def _key(corpus: list[str], seed: int) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"v": BUILDER_VERSION, "seed": seed, "cfg": TINY_LLAMA, "vocab": VOCAB_SIZE}).encode())
+    for line in corpus:
+        h.update(line.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()[:16]
+
+
+def build_tiny_llama(corpus: Iterable[str], seed: int = 42, cache_dir: Path | None = None) -> Path:
+    """Build (or reuse from the cache) a tiny Llama model + tokenizer folder trained on ``corpus``."""
+    lines = [t for t in corpus if t and t.strip()]
+    if not lines:
+        raise ValueError("the builtin model needs some text to train its tokenizer on")
+    root = cache_dir or cache_root()
+    target = root / "builtin" / f"tiny-llama-{_key(lines, seed)}"
+    if (target / "config.json").is_file() and (target / "tokenizer.json").is_file():
+        return target
+    root.joinpath("builtin").mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root / "builtin"))
+    try:
+        _write_tokenizer(lines, tmp)
+        _write_model(tmp, seed)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _write_tokenizer(lines: list[str], folder: Path) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(lines, trainer)
+    hf_tok = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
+    hf_tok.chat_template = CHAT_TEMPLATE
+    hf_tok.padding_side = "right"
+    hf_tok.model_max_length = TINY_LLAMA["max_position_embeddings"]
+    hf_tok.save_pretrained(folder)
+    make_tokenizer_portable(folder)
+
+
+def _write_model(folder: Path, seed: int) -> None:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        **TINY_LLAMA,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(folder)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")  # trlx loads this file by name

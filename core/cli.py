@@ -1,0 +1,181 @@
+"""The ``tunebridge`` command line. Only the command that runs imports what it needs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from . import __version__
+from .errors import TunebridgeError
+
+
+def _spec_and_backend(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("spec", help="spec file (.yaml, .yml or .json)")
+    sub.add_argument("--backend", "-b", help="backend to use (overrides the spec's `backend`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for the docs test)."""
+    parser = argparse.ArgumentParser(
+        prog="tunebridge",
+        description="Fine-tune language models from human-feedback data on TRL, TRLX or AutoTrain with one spec.",
+    )
+    parser.add_argument("--version", action="version", version=f"tunebridge {__version__}")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = subs.add_parser("backends", help="list backends: source, status, tasks and algorithms")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = subs.add_parser("validate", help="check a spec and its data (no torch import)")
+    _spec_and_backend(p)
+
+    subs.add_parser("schema", help="print the JSON Schema of the spec")
+
+    p = subs.add_parser("plan", help="print the native config a backend would run; trains nothing")
+    _spec_and_backend(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = subs.add_parser("train", help="train and write a run folder")
+    _spec_and_backend(p)
+    p.add_argument("--output", "-o", required=True, help="output folder (must be empty or new)")
+    p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty output folder")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
+    return parser
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    from .plugins import get_registry
+
+    registry = get_registry()
+    rows: list[dict[str, Any]] = []
+    for name in registry.names():
+        item = registry.backends[name]
+        status = item.backend.check()
+        rows.append({
+            "name": name,
+            "plugin": item.plugin,
+            "package": item.package,
+            "version": item.version,
+            "status": status.kind,
+            "detail": status.detail,
+            "install_hint": item.backend.install_hint if status.kind in ("missing", "broken") else "",
+            "versions": status.versions,
+            "capabilities": item.backend.capabilities.to_dict(),
+            "description": item.backend.description,
+        })
+    failures = [{"plugin": f.plugin, "error": f.error} for f in registry.failures]
+    if args.json:
+        print(json.dumps({"backends": rows, "failed_plugins": failures, "disabled_plugins": registry.disabled},
+                         indent=2))
+        return 0
+    for row in rows:
+        source = f"{row['package']} {row['version']}" if row["package"] else f"plugin {row['plugin']}"
+        caps = row["capabilities"]
+        algos = "; ".join(f"{task}: {', '.join(a)}" for task, a in caps["algorithms"].items()) or "-"
+        print(f"{row['name']}  ({source})")
+        print(f"  status: {row['status']}" + (f" - {row['detail']}" if row["detail"] else ""))
+        if row["install_hint"]:
+            print(f"  install: {row['install_hint']}")
+        print(f"  tasks: {', '.join(caps['tasks']) or '-'}   algorithms: {algos}")
+        extras = [k for k in ("peft", "packing", "completion_only_loss", "plain_text") if caps[k]]
+        print(f"  features: {', '.join(extras) or '-'}")
+    for f in failures:
+        print(f"{f['plugin']}  (plugin failed to load)\n  status: broken - {f['error']}")
+    for name in registry.disabled:
+        print(f"{name}  (disabled by TUNEBRIDGE_DISABLE_PLUGINS)")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .run import Run
+
+    run = Run(args.spec, backend=args.backend)
+    examples = run.validate()
+    r = examples.report
+    print(f"spec ok: task {run.spec.task}, backend {run.backend.name} ({run.backend.check().describe()})")
+    print(f"data ok: {r['rows']} rows -> {r['train']} train / {r['eval']} eval examples, template {r['template']}")
+    first = examples.train[0]
+    for key, value in first.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        print(f"  first example {key}: {text[:200]!r}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .spec import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .run import Run
+
+    plan = Run(args.spec, backend=args.backend).plan()
+    if args.json:
+        print(json.dumps({"backend": plan.backend, "native_config": plan.native_config,
+                          "unhonoured": plan.unhonoured, "notes": plan.notes}, indent=2, default=str))
+        return 0
+    print(f"backend: {plan.backend}")
+    print("native config:")
+    print(json.dumps(plan.native_config, indent=2, default=str))
+    print("settings not honoured: " + ("none" if not plan.unhonoured else ""))
+    for line in plan.unhonoured:
+        print(f"  - {line}")
+    for line in plan.notes:
+        print(f"note: {line}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .progress import ProgressLine
+    from .run import Run
+
+    run = Run(args.spec, backend=args.backend)
+    line = None if args.quiet else ProgressLine()
+    print(f"training: task {run.spec.task} on backend {run.backend.name} -> {args.output}", file=sys.stderr)
+    try:
+        result = run.train(args.output, overwrite=args.overwrite, progress=line.update if line else None)
+    finally:
+        if line:
+            line.close()
+    m = result.metrics
+    print("\n== tunebridge run finished ==")
+    print(f"backend        {result.backend} ({', '.join(f'{k} {v}' for k, v in result.versions.items() if v)})")
+    print(f"examples       {result.data.get('train')} train, {result.data.get('eval')} eval "
+          f"(template {result.data.get('template')}; {result.data.get('truncated', 0)} truncated)")
+    print(f"steps          {m.get('global_step')}")
+    if "first_loss" in m:
+        print(f"loss           {m['first_loss']:.4f} -> {m['final_loss']:.4f} (train_loss {m.get('train_loss', 0):.4f})")
+    if "eval_loss" in m:
+        print(f"eval loss      {m['eval_loss']:.4f}")
+    print(f"wall time      {result.wall_time_s:.1f} s")
+    print(f"model          {result.model_dir} ({result.model_format})")
+    print(f"report         {result.output_dir / 'run.json'}, {result.output_dir / 'metrics.jsonl'}, "
+          f"{result.output_dir / 'README.md'}")
+    for item in result.unhonoured:
+        print(f"not honoured   {item}")
+    return 0
+
+
+COMMANDS = {"backends": cmd_backends, "validate": cmd_validate, "schema": cmd_schema, "plan": cmd_plan,
+            "train": cmd_train}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 tunebridge error, 2 usage, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except TunebridgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,91 @@
+"""Rendered training examples: the neutral data every backend trains on, split and ordered by the core."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .data import RawData, read_rows
+from .errors import DataError
+from .spec import Spec
+from .templates import RowProblem, Template, render_row, resolve_template
+
+MAX_REPORTED_PROBLEMS = 10
+
+
+@dataclass
+class Examples:
+    """Rendered examples in the order every backend must read them, plus a report of how they were made."""
+
+    kind: str  # "prompt_completion" | "text" | "chat" (chat only before a tokenizer renders it)
+    train: list[dict[str, Any]]
+    eval: list[dict[str, Any]] = field(default_factory=list)
+    template: Template | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns of each example."""
+        return list(self.train[0]) if self.train else []
+
+
+def render_all(raw: RawData, template: Template, chat: Callable[[list, bool], str] | None = None) -> list[dict]:
+    """Render every row; collect every bad row, then fail once with the first few named."""
+    out, problems, bad = [], [], 0
+    for i, row in enumerate(raw.rows):
+        try:
+            out.append(render_row(row, template, chat))
+        except RowProblem as exc:
+            bad += 1
+            if len(problems) < MAX_REPORTED_PROBLEMS:
+                problems.append(f"{raw.where(i)}: {exc}")
+    if bad:
+        raise DataError(f"{raw.path}: {bad} of {len(raw.rows)} rows cannot be used", problems, bad)
+    return out
+
+
+def split_and_order(examples: list[dict], eval_fraction: float, seed: int, shuffle: bool) -> tuple[list, list]:
+    """Hold out ``eval_fraction`` of the examples (seeded), then shuffle the rest once if asked."""
+    indices = list(range(len(examples)))
+    n_eval = 0
+    if eval_fraction > 0:
+        n_eval = max(1, round(len(examples) * eval_fraction))
+        if n_eval >= len(examples):
+            raise DataError(
+                f"data.eval_fraction={eval_fraction} leaves no training rows out of {len(examples)}"
+            )
+        random.Random(seed).shuffle(indices)
+    eval_idx, train_idx = sorted(indices[:n_eval]), indices[n_eval:]
+    train_idx.sort()
+    if shuffle:
+        random.Random(seed + 1).shuffle(train_idx)
+    return [examples[i] for i in train_idx], [examples[i] for i in eval_idx]
+
+
+def prepare_examples(spec: Spec, chat: Callable[[list, bool], str] | None = None) -> Examples:
+    """Read the spec's data, render it with its template, split and order it.
+
+    ``chat(messages, add_generation_prompt)`` renders a message list with the tokenizer's chat template;
+    without it, chat data is only checked for structure.
+    """
+    if spec.task != "sft":
+        raise DataError(f"rendering data for task {spec.task!r} is not available yet (only 'sft')")
+    raw = read_rows(spec.resolve_path(spec.data.path), spec.data.limit)
+    template = resolve_template(spec.data)
+    rendered = render_all(raw, template, chat)
+    if not rendered:
+        raise DataError(f"{raw.path}: no examples to train on")
+    train, held_out = split_and_order(rendered, spec.data.eval_fraction, spec.training.seed, spec.training.shuffle)
+    kind = template.kind if template.kind != "chat" or chat is None else "prompt_completion"
+    report = {
+        "source": spec.data.path,
+        "rows": len(raw.rows),
+        "examples": len(rendered),
+        "train": len(train),
+        "eval": len(held_out),
+        "template": spec.data.template_kind,
+        "shuffled": spec.training.shuffle,
+    }
+    return Examples(kind=kind, train=train, eval=held_out, template=template, report=report)

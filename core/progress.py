@@ -1,0 +1,78 @@
+"""Per-step metrics: normalised names, streamed to metrics.jsonl, and a live progress line."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+# Every backend reports these names (plus extras of its own); `step` is the optimizer step.
+METRIC_NAMES = ("step", "loss", "learning_rate", "grad_norm", "epoch", "eval_loss")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class ProgressLine:
+    """A one-line live display: step, loss, learning rate, ETA. Plain lines when not on a terminal."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.started = time.monotonic()
+
+    def update(self, step: int, total: int | None, record: dict[str, Any]) -> None:
+        """Show the latest logged step."""
+        elapsed = time.monotonic() - self.started
+        parts = [f"step {step}/{total}" if total else f"step {step}"]
+        if record.get("loss") is not None:
+            parts.append(f"loss {record['loss']:.4f}")
+        if record.get("eval_loss") is not None:
+            parts.append(f"eval_loss {record['eval_loss']:.4f}")
+        if record.get("learning_rate") is not None:
+            parts.append(f"lr {record['learning_rate']:.2e}")
+        if total and step:
+            remaining = elapsed / step * max(total - step, 0)
+            parts.append(f"ETA {int(remaining) // 60}:{int(remaining) % 60:02d}")
+        line = " | ".join(parts)
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the live line."""
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class RunReporter:
+    """Receives each logged step from a backend: writes it to metrics.jsonl at once and updates displays."""
+
+    def __init__(self, metrics_path: Path, display: Callable[[int, int | None, dict], None] | None = None):
+        self.metrics_path = metrics_path
+        self.display = display
+        self.total_steps: int | None = None
+        self.records: list[dict[str, Any]] = []
+
+    def set_total_steps(self, total: int) -> None:
+        """The number of optimizer steps the run will make, once the backend knows it."""
+        self.total_steps = total
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        """Record one logging event (already in neutral names)."""
+        record = {"step": int(step), **{k: _clean(v) for k, v in metrics.items() if k != "step"}}
+        self.records.append(record)
+        with self.metrics_path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self.display:
+            self.display(record["step"], self.total_steps, record)

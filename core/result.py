@@ -1,0 +1,46 @@
+"""The record a finished run returns (and writes as run.json)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced and how."""
+
+    backend: str
+    output_dir: Path
+    model_dir: Path
+    metrics: dict[str, Any]
+    log_history: list[dict[str, Any]]
+    native_config: dict[str, Any]
+    versions: dict[str, str | None]
+    model_format: str = "full"
+    wall_time_s: float = 0.0
+    data: dict[str, Any] = field(default_factory=dict)
+    unhonoured: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, output_dir: str | Path) -> TrainResult:
+        """Read a finished run back from its folder."""
+        out = Path(output_dir)
+        record = json.loads((out / "run.json").read_text())
+        if record.get("status") != "completed":
+            raise ValueError(f"{out}/run.json: run status is {record.get('status')!r}, not 'completed'")
+        history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        return cls(
+            backend=record["backend"], output_dir=out, model_dir=out / "model", metrics=record["metrics"],
+            log_history=history, native_config=record["native_config"], versions=record["versions"],
+            model_format=record.get("model_format", "full"), wall_time_s=record.get("wall_time_s", 0.0),
+            data=record.get("data", {}), unhonoured=record.get("unhonoured", []),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (paths as strings)."""
+        d = asdict(self)
+        d["output_dir"], d["model_dir"] = str(self.output_dir), str(self.model_dir)
+        return d

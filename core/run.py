@@ -1,0 +1,174 @@
+"""A Run: one spec on one backend. Validates, plans, trains, and writes the run folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .backend import Backend, Plan, TrainingJob
+from .errors import BackendUnavailable, OutputExistsError, RunFailed, TunebridgeError
+from .examples import Examples, prepare_examples
+from .modelcard import model_card
+from .plugins import Registry, get_registry
+from .progress import RunReporter
+from .redact import redact
+from .result import TrainResult
+from .spec import Spec, load_spec
+from .support import check_support
+from .versions import versions
+
+ProgressCallback = Callable[[int, int | None, dict], None]
+
+
+def prepare_output_dir(output_dir: Path, overwrite: bool, protect: list[Path] | None = None) -> None:
+    """Create ``output_dir``; refuse a non-empty one unless ``overwrite`` (then empty it first)."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise OutputExistsError(f"output path {output_dir} exists and is not a folder")
+    if output_dir.is_dir() and any(output_dir.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(
+                f"output folder {output_dir} is not empty; pass --overwrite (Python: overwrite=True) "
+                "to replace its contents, or choose another folder"
+            )
+        resolved = output_dir.resolve()
+        for p in protect or []:
+            p = p.resolve()
+            if p == resolved or resolved in p.parents or p in resolved.parents:
+                raise OutputExistsError(f"refusing to overwrite {output_dir}: it holds (or is inside) {p}")
+        if resolved == Path.home().resolve() or resolved == Path(resolved.anchor) or resolved == Path.cwd().resolve():
+            raise OutputExistsError(f"refusing to overwrite {output_dir}: choose a dedicated output folder")
+        shutil.rmtree(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _corpus(examples: Examples) -> list[str]:
+    """Text to train the builtin tokenizer on: every rendered example (message contents for chat)."""
+    corpus: list[str] = []
+    for ex in examples.train + examples.eval:
+        if "messages" in ex:
+            corpus += [m["content"] for m in ex["messages"]]
+        else:
+            corpus += [v for v in ex.values() if isinstance(v, str)]
+    return corpus
+
+
+class Run:
+    """One spec on one backend. ``backend`` overrides ``spec.backend``."""
+
+    def __init__(self, spec: Spec | str | Path | dict, backend: str | None = None, registry: Registry | None = None):
+        self.spec = load_spec(spec).with_backend(backend)
+        self.registry = registry or get_registry()
+        self.backend: Backend = self.registry.get(self.spec.backend)
+
+    def check_support(self) -> None:
+        """Fail fast (UnsupportedFeature) when the backend cannot do what the spec asks."""
+        check_support(self.spec, self.backend, self.registry)
+
+    def validate(self) -> Examples:
+        """Check spec, backend capabilities and data, without importing torch. Returns the rendered examples."""
+        self.check_support()
+        return prepare_examples(self.spec)
+
+    def plan(self) -> Plan:
+        """The native configuration the backend would run (nothing is trained)."""
+        examples = self.validate()
+        plan = self.backend.plan(self.spec, examples)
+        plan.native_config = redact(plan.native_config)
+        return plan
+
+    def _require_ready(self) -> None:
+        status = self.backend.check()
+        if not status.ready:
+            hint = f"\n  install: {self.backend.install_hint}" if self.backend.install_hint else ""
+            raise BackendUnavailable(f"backend {self.backend.name!r} cannot run here ({status.describe()}){hint}")
+
+    def _resolve_model(self, examples: Examples) -> tuple[Path, Path]:
+        model = self.spec.model
+        if model.builtin:
+            from .builtin_models import build_tiny_llama
+
+            path = build_tiny_llama(_corpus(examples), seed=self.spec.training.seed)
+        else:
+            local = self.spec.resolve_path(model.path or "")
+            path = local if local.exists() else Path(model.path or "")
+        tokenizer = self.spec.resolve_path(model.tokenizer) if model.tokenizer else path
+        return path, tokenizer
+
+    def _finish_examples(self, examples: Examples, tokenizer_path: Path) -> Examples:
+        """Render chat data with the tokenizer's template; count examples longer than max_length."""
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(tokenizer_path))
+        if examples.kind == "chat":
+            if not tok.chat_template:
+                raise TunebridgeError(f"the tokenizer at {tokenizer_path} has no chat template (data.template: chat)")
+
+            def chat(messages: list, add_generation_prompt: bool) -> str:
+                return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+            examples = prepare_examples(self.spec, chat=chat)
+        texts = [ex.get("text") or ex["prompt"] + ex["completion"] for ex in examples.train]
+        lengths = [len(ids) + 1 for ids in tok(texts, add_special_tokens=True)["input_ids"]]  # +1: EOS
+        examples.report["truncated"] = sum(n > self.spec.training.max_length for n in lengths)
+        examples.report["longest_tokens"] = max(lengths)
+        return examples
+
+    def _record(self, status: str, started: float, examples: Examples, **extra: Any) -> dict[str, Any]:
+        names = ("torch", "transformers", "tokenizers", *getattr(self.backend, "packages", ()))
+        record = {
+            "status": status,
+            "backend": self.backend.name,
+            "task": self.spec.task,
+            "seed": self.spec.training.seed,
+            "spec": self.spec.to_dict(),
+            "versions": versions(*dict.fromkeys(names)),
+            "data": {**examples.report, "template_strings": examples.template.describe() if examples.template else {}},
+            "wall_time_s": round(time.monotonic() - started, 3),
+            **extra,
+        }
+        return redact(record)
+
+    def train(self, output_dir: str | Path, overwrite: bool = False,
+              progress: ProgressCallback | None = None) -> TrainResult:
+        """Train and write ``output_dir`` (model/, run.json, metrics.jsonl, README.md)."""
+        out = Path(output_dir)
+        self.check_support()
+        self._require_ready()
+        examples = prepare_examples(self.spec)
+        plan = self.backend.plan(self.spec, examples)
+        prepare_output_dir(out, overwrite, protect=[self.spec.resolve_path(self.spec.data.path)])
+        started = time.monotonic()
+        run_json = out / "run.json"
+        reporter = RunReporter(out / "metrics.jsonl", progress)
+        try:
+            model_path, tokenizer_path = self._resolve_model(examples)
+            examples = self._finish_examples(examples, tokenizer_path)
+            run_json.write_text(json.dumps(self._record("running", started, examples,
+                                                        native_config=plan.native_config), indent=2))
+            job = TrainingJob(self.spec, examples, model_path, tokenizer_path, out, reporter)
+            output = self.backend.train(job)
+        except Exception as exc:
+            failed = self._record("failed", started, examples, native_config=redact(plan.native_config),
+                                  error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=20))
+            run_json.write_text(json.dumps(failed, indent=2, default=str))
+            if isinstance(exc, TunebridgeError) and not isinstance(exc, RunFailed):
+                raise RunFailed(str(exc), str(out)) from exc
+            raise RunFailed(f"training on {self.backend.name!r} failed: {type(exc).__name__}: {exc}", str(out)) from exc
+        record = self._record(
+            "completed", started, examples,
+            native_config=redact(output.native_config), metrics=output.metrics, model_format=output.model_format,
+            global_step=output.global_step, unhonoured=plan.unhonoured, model_dir="model",
+        )
+        run_json.write_text(json.dumps(record, indent=2, default=str))
+        (out / "README.md").write_text(model_card(record))
+        return TrainResult(
+            backend=self.backend.name, output_dir=out, model_dir=job.model_dir, metrics=output.metrics,
+            log_history=reporter.records, native_config=record["native_config"], versions=record["versions"],
+            model_format=output.model_format, wall_time_s=record["wall_time_s"], data=record["data"],
+            unhonoured=plan.unhonoured,
+        )

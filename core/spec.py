@@ -1,0 +1,237 @@
+"""The neutral training spec: one format for Python, YAML and JSON, validated before any heavy import."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from .errors import SpecError
+
+Task = Literal["sft", "reward", "rl"]
+NAMED_TEMPLATES = ("instruction", "prompt-completion", "chat")
+BUILTIN_MODELS = ("tiny-llama",)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True)
+
+
+class ModelSpec(_Strict):
+    """Where the starting weights come from: a local folder / hub id, or a model tunebridge builds."""
+
+    path: str | None = Field(None, description="Local folder or hub id of a causal LM checkpoint.")
+    builtin: Literal["tiny-llama"] | None = Field(
+        None, description="Build a tiny Llama model and tokenizer locally (no download)."
+    )
+    tokenizer: str | None = Field(None, description="Tokenizer folder or id, if not the model's own.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        if (self.path is None) == (self.builtin is None):
+            raise ValueError("give exactly one of `path` or `builtin`")
+        return self
+
+    def describe(self) -> str:
+        """A short human description of the model source."""
+        return f"builtin:{self.builtin}" if self.builtin else str(self.path)
+
+
+class DataSpec(_Strict):
+    """The training data and how each row becomes a training example."""
+
+    path: str = Field(..., description="A .jsonl/.json/.csv/.parquet file or a folder saved by `datasets`.")
+    template: Literal["instruction", "prompt-completion", "chat"] | None = Field(
+        None, description="A named template; or give `prompt` + `completion`, or `text`, as format strings."
+    )
+    prompt: str | None = Field(None, description="Format string for the prompt, e.g. 'Q: {question}\\nA: '.")
+    completion: str | None = Field(None, description="Format string for the completion, e.g. '{answer}'.")
+    text: str | None = Field(None, description="Format string for plain causal-LM text (loss on all of it).")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Template placeholder -> dataset column, e.g. {instruction: question}."
+    )
+    messages: str = Field("messages", description="Column holding the message list for the `chat` template.")
+    eval_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="Held-out share of the rows, split with the seed.")
+    limit: int | None = Field(None, ge=1, description="Use only the first N rows.")
+
+    @model_validator(mode="after")
+    def _one_template(self) -> DataSpec:
+        inline_pc = self.prompt is not None or self.completion is not None
+        chosen = [name for name, on in (("template", self.template), ("prompt/completion", inline_pc),
+                                        ("text", self.text is not None)) if on]
+        if len(chosen) > 1:
+            raise ValueError(f"give only one of `template`, `prompt`+`completion` or `text` (got {' and '.join(chosen)})")
+        if inline_pc and (self.prompt is None or self.completion is None):
+            raise ValueError("`prompt` and `completion` go together; for plain text use `text`")
+        return self
+
+    @property
+    def template_kind(self) -> str:
+        """Which renderer applies: a named template, 'inline' or 'text'."""
+        if self.template:
+            return self.template
+        if self.text is not None:
+            return "text"
+        if self.prompt is not None:
+            return "inline"
+        return "prompt-completion"
+
+
+class TrainingSpec(_Strict):
+    """Hyperparameters with one meaning on every backend."""
+
+    epochs: float = Field(1.0, gt=0, description="Passes over the training data (ignored when max_steps is set).")
+    max_steps: int | None = Field(None, ge=1, description="Optimizer steps; overrides epochs.")
+    learning_rate: float = Field(2e-4, gt=0)
+    batch_size: int = Field(4, ge=1, description="Examples per device per forward pass.")
+    gradient_accumulation: int = Field(1, ge=1)
+    max_length: int = Field(512, ge=8, description="Tokens per example; longer ones are truncated at the end.")
+    seed: int = Field(42, description="Seeds weights, data order, dropout and the eval split.")
+    shuffle: bool = Field(True, description="Shuffle the examples once with the seed; every backend reads that order.")
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    logging_steps: int = Field(1, ge=1)
+    save_steps: int | None = Field(None, ge=1, description="Write a checkpoint every N steps (default: only the end).")
+    eval_steps: int | None = Field(
+        None, ge=1, description="Evaluate on the held-out split every N steps (it is always evaluated at the end)."
+    )
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Mixed precision; fp32 runs everywhere.")
+    gradient_checkpointing: bool = False
+
+
+class LoraSpec(_Strict):
+    """Low-rank adapters (through peft). Without this block the whole model is trained."""
+
+    r: int = Field(8, ge=1)
+    alpha: float = Field(16, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | None = Field(None, description="Default: the attention projections of the model.")
+    merge: bool = Field(True, description="Save the merged model (true) or only the adapter (false).")
+
+
+class SFTOptions(_Strict):
+    """Options of the sft task."""
+
+    packing: bool = Field(False, description="Pack several examples into one sequence.")
+    completion_only_loss: bool = Field(True, description="Loss on the completion only, not the prompt.")
+
+
+class Spec(_Strict):
+    """A whole training job: task, model, data, hyperparameters, backend."""
+
+    task: Task = Field(..., description="sft | reward | rl")
+    model: ModelSpec
+    data: DataSpec
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    lora: LoraSpec | None = None
+    sft: SFTOptions = Field(default_factory=SFTOptions)
+    backend: str = Field("trl", description="Backend name; the CLI's --backend overrides it.")
+    backend_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-backend native settings, passed through and shown by plan()."
+    )
+    name: str | None = Field(None, description="A name for runs of this spec (model card title).")
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative paths in the spec are resolved against (the spec file's folder)."""
+        return self._base_dir
+
+    def resolve_path(self, value: str) -> Path:
+        """Resolve a path written in the spec relative to the spec file."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self._base_dir / p)
+
+    def with_backend(self, backend: str | None) -> Spec:
+        """A copy with another backend (the CLI's --backend flag)."""
+        if not backend or backend == self.backend:
+            return self
+        new = self.model_copy(update={"backend": backend})
+        new._base_dir = self._base_dir
+        return new
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain data, defaults filled in."""
+        return self.model_dump(mode="json")
+
+
+def _did_you_mean(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names allowed at the parent of ``loc`` (best effort, for suggestions)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        args = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+        current = args[0] if args else ann
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        path = ".".join(str(p) for p in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key" + _did_you_mean(str(loc[-1]), _allowed_keys(Spec, loc))
+        elif err["type"] == "missing":
+            msg = "required"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+        problems.append((path, msg))
+    return problems
+
+
+def parse_spec(data: dict[str, Any], base_dir: str | Path | None = None, source: str | None = None) -> Spec:
+    """Validate a spec given as a dict. Relative paths resolve against ``base_dir`` (default: cwd)."""
+    if not isinstance(data, dict):
+        raise SpecError([("(top level)", f"expected a mapping, got {type(data).__name__}")], source)
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_problems(exc), source) from None
+    spec._base_dir = Path(base_dir).resolve() if base_dir else Path.cwd()
+    return spec
+
+
+def load_spec(source: str | Path | dict[str, Any] | Spec) -> Spec:
+    """Load and validate a spec from a YAML/JSON file, a dict, or pass a Spec through."""
+    if isinstance(source, Spec):
+        return source
+    if isinstance(source, dict):
+        return parse_spec(source)
+    path = Path(source)
+    if not path.is_file():
+        raise SpecError([("(file)", f"no such spec file: {path}")], str(path))
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # yaml.YAMLError / json.JSONDecodeError carry the line
+        raise SpecError([("(file)", f"cannot parse: {exc}")], str(path)) from None
+    return parse_spec(data, base_dir=path.parent, source=str(path))
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the spec."""
+    return Spec.model_json_schema()

@@ -1,0 +1,51 @@
+"""Checking a spec against a backend's capabilities, before any data is read or model loaded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .backend import Backend, Capabilities
+from .errors import UnsupportedFeature
+from .spec import Spec
+
+if TYPE_CHECKING:
+    from .plugins import Registry
+
+Feature = tuple[str, Callable[[Capabilities], bool]]
+
+
+def requested_features(spec: Spec) -> list[Feature]:
+    """The features ``spec`` needs, each with a test on a backend's capabilities."""
+    features: list[Feature] = [(f"task {spec.task!r}", lambda c: spec.task in c.tasks)]
+    if spec.lora is not None:
+        features.append(("LoRA adapters (lora:)", lambda c: c.peft))
+    if spec.task == "sft":
+        if spec.sft.packing:
+            features.append(("packing (sft.packing: true)", lambda c: c.packing))
+        if spec.data.template_kind == "text":
+            features.append(("plain-text causal LM data (data.text)", lambda c: c.plain_text))
+        elif spec.sft.completion_only_loss:
+            features.append(("completion-only loss (sft.completion_only_loss: true)",
+                             lambda c: c.completion_only_loss))
+    if spec.training.precision != "fp32":
+        features.append((f"precision {spec.training.precision!r}",
+                         lambda c: spec.training.precision in c.precisions))
+    if spec.training.gradient_checkpointing:
+        features.append(("gradient checkpointing", lambda c: c.gradient_checkpointing))
+    return features
+
+
+def check_support(spec: Spec, backend: Backend, registry: Registry | None = None) -> None:
+    """Raise UnsupportedFeature naming the first feature ``backend`` lacks and the backends that have it."""
+    for label, supported in requested_features(spec):
+        if supported(backend.capabilities):
+            continue
+        others: list[str] = []
+        if registry is not None:
+            for name, item in sorted(registry.backends.items()):
+                if name == backend.name or not supported(item.backend.capabilities):
+                    continue
+                if item.backend.check().kind != "not-implemented":
+                    others.append(name)
+        raise UnsupportedFeature(backend.name, label, others)

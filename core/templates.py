@@ -1,0 +1,134 @@
+"""Templates: how one data row becomes a training example. The core renders; backends never re-template."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .spec import DataSpec
+
+INSTRUCTION_PROMPT = "### Instruction\n{instruction}\n\n### Context\n{context}\n\n### Response:\n"
+INSTRUCTION_PROMPT_NO_CONTEXT = "### Instruction\n{instruction}\n\n### Response:\n"
+
+
+class RowProblem(ValueError):
+    """One row cannot be rendered; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Template:
+    """A resolved template: format strings plus which placeholders may be empty or absent."""
+
+    kind: str  # "prompt_completion" or "text" or "chat"
+    prompt: str | None = None
+    completion: str | None = None
+    text: str | None = None
+    optional: frozenset[str] = frozenset()
+    columns: dict[str, str] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """A plain-data description for run.json and the model card."""
+        return {k: v for k, v in {"kind": self.kind, "prompt": self.prompt, "completion": self.completion,
+                                  "text": self.text, "columns": self.columns or None}.items() if v}
+
+    def placeholders(self) -> list[str]:
+        """Placeholder names used by the format strings."""
+        names: list[str] = []
+        for fmt in (self.prompt, self.completion, self.text):
+            if fmt:
+                names += [f for _, f, _, _ in string.Formatter().parse(fmt) if f and f not in names]
+        return names
+
+
+def resolve_template(data: DataSpec) -> Template:
+    """Turn the spec's data block into a Template."""
+    cols = dict(data.columns)
+    kind = data.template_kind
+    if kind == "instruction":
+        # The Context block is dropped when the context is empty (see render_row).
+        optional = frozenset() if "context" in cols else frozenset({"context"})
+        return Template("prompt_completion", INSTRUCTION_PROMPT, "{response}", optional=optional, columns=cols)
+    if kind == "prompt-completion":
+        return Template("prompt_completion", "{prompt}", "{completion}", columns=cols)
+    if kind == "inline":
+        return Template("prompt_completion", data.prompt, data.completion, columns=cols)
+    if kind == "text":
+        return Template("text", text=data.text, columns=cols)
+    if kind == "chat":
+        return Template("chat", columns={"messages": cols.get("messages", data.messages)})
+    raise ValueError(f"unknown template kind {kind!r}")
+
+
+def _value(row: dict[str, Any], name: str, template: Template) -> str:
+    column = (template.columns or {}).get(name, name)
+    if column not in row:
+        if name in template.optional:
+            return ""
+        raise RowProblem(f"missing column {column!r}" + (f" (for {{{name}}})" if column != name else ""))
+    value = row[column]
+    if value is None:
+        if name in template.optional:
+            return ""
+        raise RowProblem(f"column {column!r} is empty (null)")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    raise RowProblem(f"column {column!r} holds a {type(value).__name__}, expected text")
+
+
+def _format(fmt: str, row: dict[str, Any], template: Template) -> str:
+    values = {name: _value(row, name, template) for name in
+              [f for _, f, _, _ in string.Formatter().parse(fmt) if f]}
+    return fmt.format_map(values)
+
+
+def render_row(row: dict[str, Any], template: Template, chat: Callable[[list, bool], str] | None = None) -> dict:
+    """Render one row into ``{"prompt", "completion"}`` or ``{"text"}``. Raises RowProblem."""
+    if template.kind == "text":
+        text = _format(template.text or "", row, template)
+        if not text.strip():
+            raise RowProblem("rendered text is empty")
+        return {"text": text}
+    if template.kind == "chat":
+        return _render_chat(row, template, chat)
+    prompt_fmt = template.prompt or ""
+    if prompt_fmt == INSTRUCTION_PROMPT and not _value(row, "context", template).strip():
+        prompt_fmt = INSTRUCTION_PROMPT_NO_CONTEXT
+    prompt = _format(prompt_fmt, row, template)
+    completion = _format(template.completion or "", row, template)
+    if not completion.strip():
+        field = ", ".join(repr((template.columns or {}).get(n, n)) for n in
+                          [f for _, f, _, _ in string.Formatter().parse(template.completion or "") if f])
+        raise RowProblem(f"completion is empty (from {field or 'the completion template'})")
+    return {"prompt": prompt, "completion": completion}
+
+
+def check_messages(messages: Any, column: str) -> list[dict[str, str]]:
+    """Check a chat message list: a list of {role, content}, ending with an assistant turn."""
+    if not isinstance(messages, list) or not messages:
+        raise RowProblem(f"column {column!r} must be a non-empty list of messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise RowProblem(f"column {column!r} message {i}: expected {{role: str, content: str}}")
+    if messages[-1]["role"] != "assistant":
+        raise RowProblem(f"column {column!r}: the last message must be from the assistant (it is trained on)")
+    if not messages[-1]["content"].strip():
+        raise RowProblem(f"column {column!r}: the last (assistant) message is empty")
+    return messages
+
+
+def _render_chat(row: dict[str, Any], template: Template, chat: Callable[[list, bool], str] | None) -> dict:
+    column = (template.columns or {})["messages"]
+    if column not in row:
+        raise RowProblem(f"missing column {column!r}")
+    messages = check_messages(row[column], column)
+    if chat is None:  # validation without a tokenizer: structure only
+        return {"messages": messages}
+    prompt = chat(messages[:-1], True)
+    full = chat(messages, False)
+    if not full.startswith(prompt):
+        raise RowProblem("the tokenizer's chat template does not render the conversation as prompt + answer")
+    return {"prompt": prompt, "completion": full[len(prompt):]}
