@@ -23,6 +23,7 @@ class TrainResult:
     wall_time_s: float = 0.0
     data: dict[str, Any] = field(default_factory=dict)
     unhonoured: list[str] = field(default_factory=list)
+    base_model: str = ""
 
     @classmethod
     def load(cls, output_dir: str | Path) -> TrainResult:
@@ -37,6 +38,7 @@ class TrainResult:
             log_history=history, native_config=record["native_config"], versions=record["versions"],
             model_format=record.get("model_format", "full"), wall_time_s=record.get("wall_time_s", 0.0),
             data=record.get("data", {}), unhonoured=record.get("unhonoured", []),
+            base_model=record.get("base_model", ""),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from .plugins import Registry, get_registry
 from .progress import RunReporter
 from .redact import redact
 from .result import TrainResult
+from .schedule import expected_optimizer_steps
 from .spec import Spec, load_spec
 from .support import check_support
 from .versions import versions
@@ -133,6 +134,28 @@ class Run:
         }
         return redact(record)
 
+    def _prepare(self, out: Path, reporter: RunReporter, examples: Examples) -> TrainingJob:
+        model_path, tokenizer_path = self._resolve_model(examples)
+        examples = self._finish_examples(examples, tokenizer_path)
+        if not self.spec.sft.packing:
+            reporter.set_total_steps(expected_optimizer_steps(
+                len(examples.train), self.spec.training.batch_size, self.spec.training.gradient_accumulation,
+                self.spec.training.epochs, self.spec.training.max_steps))
+        return TrainingJob(self.spec, examples, model_path, tokenizer_path, out, reporter)
+
+    def first_batch(self) -> dict[str, Any]:
+        """The backend's first training batch (``input_ids``, ``labels``) and the examples it came from."""
+        import tempfile
+
+        self.check_support()
+        self._require_ready()
+        examples = prepare_examples(self.spec)
+        with tempfile.TemporaryDirectory(prefix="tunebridge-batch-") as tmp:
+            job = self._prepare(Path(tmp), RunReporter(Path(tmp) / "metrics.jsonl"), examples)
+            batch = self.backend.first_batch(job)
+        return {**batch, "examples": job.examples.train[: len(batch["input_ids"])],
+                "tokenizer_path": str(job.tokenizer_path)}
+
     def train(self, output_dir: str | Path, overwrite: bool = False,
               progress: ProgressCallback | None = None) -> TrainResult:
         """Train and write ``output_dir`` (model/, run.json, metrics.jsonl, README.md)."""
@@ -146,11 +169,10 @@ class Run:
         run_json = out / "run.json"
         reporter = RunReporter(out / "metrics.jsonl", progress)
         try:
-            model_path, tokenizer_path = self._resolve_model(examples)
-            examples = self._finish_examples(examples, tokenizer_path)
+            job = self._prepare(out, reporter, examples)
+            examples = job.examples
             run_json.write_text(json.dumps(self._record("running", started, examples,
                                                         native_config=plan.native_config), indent=2))
-            job = TrainingJob(self.spec, examples, model_path, tokenizer_path, out, reporter)
             output = self.backend.train(job)
         except Exception as exc:
             failed = self._record("failed", started, examples, native_config=redact(plan.native_config),
@@ -163,6 +185,7 @@ class Run:
             "completed", started, examples,
             native_config=redact(output.native_config), metrics=output.metrics, model_format=output.model_format,
             global_step=output.global_step, unhonoured=plan.unhonoured, model_dir="model",
+            base_model=str(job.model_path),
         )
         run_json.write_text(json.dumps(record, indent=2, default=str))
         (out / "README.md").write_text(model_card(record))
@@ -170,5 +193,5 @@ class Run:
             backend=self.backend.name, output_dir=out, model_dir=job.model_dir, metrics=output.metrics,
             log_history=reporter.records, native_config=record["native_config"], versions=record["versions"],
             model_format=output.model_format, wall_time_s=record["wall_time_s"], data=record["data"],
-            unhonoured=plan.unhonoured,
+            unhonoured=plan.unhonoured, base_model=str(job.model_path),
         )

@@ -1,0 +1,46 @@
+"""Test-wide settings: caches in a temporary folder, no hub access."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_CACHE = Path(tempfile.mkdtemp(prefix="tunebridge-test-cache-"))
+os.environ.setdefault("TUNEBRIDGE_CACHE_DIR", str(_CACHE / "tunebridge"))
+os.environ.setdefault("HF_HOME", str(_CACHE / "hf"))
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.pop("TUNEBRIDGE_DISABLE_PLUGINS", None)
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def repo() -> Path:
+    """The repository root."""
+    return REPO
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared real-data folder beside the checkout; skips when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("needs ../shared/data beside the checkout (real dolly / hh-rlhf samples)")
+    return SHARED_DATA
+
+
+def trl_ready() -> bool:
+    """True when the TRL backend can train here."""
+    from tunebridge.plugins import get_registry
+
+    return get_registry().get("trl").check().ready
+
+
+requires_trl = pytest.mark.skipif(
+    "not __import__('conftest').trl_ready()",
+    reason="needs the TRL backend: pip install torch==2.13.0 && pip install 'tunebridge[trl]'",
+)
