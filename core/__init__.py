@@ -29,7 +29,9 @@ _LAZY = {
 
 __all__ = [
     "BackendNotFound", "BackendUnavailable", "DataError", "OutputExistsError", "RunFailed", "SpecError",
-    "TunebridgeError", "UnsupportedFeature", "__version__", *_LAZY,
+    "TunebridgeError", "UnsupportedFeature", "__version__",
+    "Spec", "load_spec", "parse_spec", "SFTTrainer", "RewardTrainer", "RLTrainer", "Run", "TrainResult",
+    "Backend", "Capabilities", "BackendStatus", "Plan", "hookimpl", "get_registry",
 ]
 
 if TYPE_CHECKING:

@@ -148,7 +148,8 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"(template {result.data.get('template')}; {result.data.get('truncated', 0)} truncated)")
     print(f"steps          {m.get('global_step')}")
     if "first_loss" in m:
-        print(f"loss           {m['first_loss']:.4f} -> {m['final_loss']:.4f} (train_loss {m.get('train_loss', 0):.4f})")
+        print(f"loss           {m['first_loss']:.4f} -> {m['final_loss']:.4f} "
+              f"(train_loss {m.get('train_loss', 0):.4f})")
     if "eval_loss" in m:
         print(f"eval loss      {m['eval_loss']:.4f}")
     print(f"wall time      {result.wall_time_s:.1f} s")

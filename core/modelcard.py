@@ -11,7 +11,10 @@ def model_card(record: dict[str, Any]) -> str:
     spec = record["spec"]
     title = spec.get("name") or f"{spec['task']} fine-tune"
     model = spec["model"]
-    base = f"builtin `{model['builtin']}` (built locally by tunebridge)" if model.get("builtin") else f"`{model['path']}`"
+    if model.get("builtin"):
+        base = f"builtin `{model['builtin']}` (built locally by tunebridge)"
+    else:
+        base = f"`{model['path']}`"
     data = record.get("data", {})
     metrics = record.get("metrics", {})
     lines = [

@@ -63,7 +63,8 @@ class DataSpec(_Strict):
         chosen = [name for name, on in (("template", self.template), ("prompt/completion", inline_pc),
                                         ("text", self.text is not None)) if on]
         if len(chosen) > 1:
-            raise ValueError(f"give only one of `template`, `prompt`+`completion` or `text` (got {' and '.join(chosen)})")
+            raise ValueError("give only one of `template`, `prompt`+`completion` or `text` "
+                             f"(got {' and '.join(chosen)})")
         if inline_pc and (self.prompt is None or self.completion is None):
             raise ValueError("`prompt` and `completion` go together; for plain text use `text`")
         return self

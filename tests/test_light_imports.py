@@ -41,6 +41,7 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
     env["HF_HOME"] = str(tmp_path / "hf")
     env["HF_HUB_OFFLINE"] = "1"
     env.pop("PYTHONSTARTUP", None)
+    env.pop("TUNEBRIDGE_DISABLE_PLUGINS", None)
     return env
 
 
@@ -64,7 +65,7 @@ def test_bare_import_is_light(clean_env: dict[str, str]) -> None:
 
 def test_bare_import_does_not_load_pydantic(clean_env: dict[str, str]) -> None:
     _, modules = _probe(None, clean_env)
-    assert "pydantic" not in modules
+    assert _loaded(modules, ("pydantic",)) == [], "bare `import tunebridge` imported pydantic"
 
 
 @pytest.mark.parametrize(

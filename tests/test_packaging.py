@@ -55,6 +55,7 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     env["PIP_NO_INPUT"] = "1"
     env.pop("PYTHONPATH", None)
+    env.pop("TUNEBRIDGE_DISABLE_PLUGINS", None)
     return env
 
 
@@ -102,7 +103,8 @@ def _build_wheel(tmp_path: Path, env: dict[str, str]) -> Path:
         log = proc.stdout + proc.stderr
         found = re.search(r"No module named '([^']+)'|Cannot import '([^']+)'", log)
         if found:
-            pytest.skip(f"cannot build the wheel: build dependency missing: {found.group(1) or found.group(2)}")
+            what = found.group(1) or found.group(2)
+            pytest.skip(f"cannot build the wheel: build dependency missing: {what}")
         pytest.fail(f"pip wheel failed ({proc.returncode}):\n{log}")
     wheels = sorted(out.glob("tunebridge-*.whl"))
     assert len(wheels) == 1, f"expected one tunebridge wheel, got {[w.name for w in out.iterdir()]}"

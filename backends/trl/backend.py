@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from importlib.util import find_spec
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from tunebridge.backend import Backend, BackendOutput, BackendStatus, Capabilities, Plan, TrainingJob
-from tunebridge.examples import Examples
-from tunebridge.spec import Spec
 from tunebridge.versions import package_version
 
-from .config import native_sft_config
+if TYPE_CHECKING:
+    from tunebridge.examples import Examples
+    from tunebridge.spec import Spec
 
 REQUIRED = ("torch", "trl", "transformers", "peft", "accelerate", "datasets")
 
@@ -49,6 +49,8 @@ class TRLBackend(Backend):
     def plan(self, spec: Spec, examples: Examples | None = None) -> Plan:
         """The SFTConfig and trainer arguments this backend would use."""
         from pathlib import Path
+
+        from .config import native_sft_config
 
         native, unhonoured, notes = native_sft_config(spec, examples, Path("<output>") / "work", _has_cuda())
         return Plan(self.name, native, unhonoured, notes)

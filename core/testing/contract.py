@@ -165,15 +165,17 @@ class SFTContract:
             assert math.isclose(x, y, rel_tol=self.determinism_rel_tol), (a, b)
 
     def test_unsupported_feature_fails_before_training(self, backend, contract_spec, contract_dir):
-        for label, change in UNSUPPORTED_CANDIDATES:
+        spec = label = None
+        for candidate_label, change in UNSUPPORTED_CANDIDATES:
             spec_dict = json.loads(json.dumps(contract_spec))
             change(spec_dict)
-            spec = parse_spec(spec_dict)
+            candidate = parse_spec(spec_dict)
             try:
-                Run(spec).check_support()
+                Run(candidate).check_support()
             except UnsupportedFeature:
+                spec, label = candidate, candidate_label
                 break
-        else:
+        if spec is None:
             pytest.skip(f"backend {self.backend_name!r} supports every candidate feature")
         out = contract_dir / "unsupported"
         with pytest.raises(UnsupportedFeature) as info:

@@ -1,0 +1,183 @@
+"""Reading data files and rendering examples: formats, templates, and errors naming file, row and field."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import tunebridge as tb
+from tunebridge.data import read_rows
+from tunebridge.examples import prepare_examples, split_and_order
+from tunebridge.spec import parse_spec
+from tunebridge.testing import contract_rows, write_jsonl
+
+ROWS = [
+    {"instruction": "Say hi.", "context": "", "response": "Hi!"},
+    {"instruction": "Add.", "context": "2 and 3", "response": "5"},
+]
+
+
+def spec_for(path, **data):
+    data = {"path": str(path), "template": "instruction", **data}
+    return parse_spec({"task": "sft", "model": {"builtin": "tiny-llama"}, "data": data})
+
+
+def error_of(spec) -> str:
+    with pytest.raises(tb.DataError) as info:
+        prepare_examples(spec)
+    return str(info.value)
+
+
+def test_instruction_template_drops_an_empty_context(tmp_path):
+    ex = prepare_examples(spec_for(write_jsonl(tmp_path / "d.jsonl", ROWS)))
+    by_completion = {e["completion"]: e["prompt"] for e in ex.train}
+    assert by_completion["Hi!"] == "### Instruction\nSay hi.\n\n### Response:\n"
+    assert by_completion["5"] == "### Instruction\nAdd.\n\n### Context\n2 and 3\n\n### Response:\n"
+    assert ex.kind == "prompt_completion"
+
+
+def test_instruction_template_without_a_context_column(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"instruction": "a", "response": "b"}])
+    assert prepare_examples(spec_for(path)).train[0]["prompt"] == "### Instruction\na\n\n### Response:\n"
+
+
+def test_columns_map_template_fields(tmp_path):
+    rows = [{"q": "Why?", "ctx": "", "a": "Because."}]
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    spec = spec_for(path, columns={"instruction": "q", "context": "ctx", "response": "a"})
+    assert prepare_examples(spec).train[0] == {"prompt": "### Instruction\nWhy?\n\n### Response:\n",
+                                               "completion": "Because."}
+
+
+def test_inline_and_text_templates(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"q": "x", "a": 3}])
+    spec = parse_spec({"task": "sft", "model": {"builtin": "tiny-llama"},
+                       "data": {"path": str(path), "prompt": "Q: {q}\nA: ", "completion": "{a}"}})
+    assert prepare_examples(spec).train == [{"prompt": "Q: x\nA: ", "completion": "3"}]
+    spec = parse_spec({"task": "sft", "model": {"builtin": "tiny-llama"},
+                       "data": {"path": str(path), "text": "{q} -> {a}"}})
+    ex = prepare_examples(spec)
+    assert ex.train == [{"text": "x -> 3"}] and ex.kind == "text"
+
+
+def test_prompt_completion_template(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "p", "completion": "c"}])
+    spec = parse_spec({"task": "sft", "model": {"builtin": "tiny-llama"},
+                       "data": {"path": str(path), "template": "prompt-completion"}})
+    assert prepare_examples(spec).train == [{"prompt": "p", "completion": "c"}]
+
+
+def test_missing_column_names_file_line_and_column(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [ROWS[0], {"instruction": "x", "context": ""}])
+    msg = error_of(spec_for(path))
+    assert "d.jsonl line 2" in msg and "missing column 'response'" in msg and "1 of 2 rows" in msg
+
+
+def test_null_empty_and_wrong_type_values(tmp_path):
+    rows = [{"instruction": None, "response": "a"}, {"instruction": "x", "response": "  "},
+            {"instruction": ["a list"], "response": "a"}]
+    msg = error_of(spec_for(write_jsonl(tmp_path / "d.jsonl", rows)))
+    assert "line 1: column 'instruction' is empty (null)" in msg
+    assert "line 2: completion is empty (from 'response')" in msg
+    assert "line 3: column 'instruction' holds a list, expected text" in msg
+
+
+def test_mapped_missing_column_names_both_names(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"q": "x", "a": "y"}])
+    msg = error_of(spec_for(path, columns={"instruction": "question", "response": "a"}))
+    assert "missing column 'question' (for {instruction})" in msg
+
+
+def test_many_bad_rows_are_counted_and_the_first_shown(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"instruction": "x"}] * 25)
+    err = pytest.raises(tb.DataError, prepare_examples, spec_for(path)).value
+    assert err.total == 25 and len(err.problems) == 10 and "and 15 more" in str(err)
+
+
+def test_unreadable_jsonl_line_and_non_object(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps(ROWS[0]) + "\n{not json\n[1, 2]\n\n")
+    msg = error_of(spec_for(path))
+    assert "d.jsonl line 2: not valid JSON" in msg and "d.jsonl line 3: expected a JSON object" in msg
+
+
+def test_empty_and_missing_and_unknown_files(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("\n")
+    assert "no rows" in error_of(spec_for(tmp_path / "empty.jsonl"))
+    assert "not found" in error_of(spec_for(tmp_path / "missing.jsonl"))
+    (tmp_path / "d.txt").write_text("x")
+    assert "unknown data format '.txt'" in error_of(spec_for(tmp_path / "d.txt"))
+
+
+def test_json_csv_parquet_and_datasets_folder_read_the_same_rows(tmp_path):
+    (tmp_path / "d.json").write_text(json.dumps(ROWS))
+    with (tmp_path / "d.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["instruction", "context", "response"])
+        writer.writeheader()
+        writer.writerows(ROWS)
+    pa = pytest.importorskip("pyarrow", reason="parquet needs pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(ROWS), tmp_path / "d.parquet")
+    datasets = pytest.importorskip("datasets", reason="writing a datasets folder needs `datasets`")
+    datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "saved"))
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(ROWS)}).save_to_disk(str(tmp_path / "saved_dict"))
+    for name in ("d.json", "d.csv", "d.parquet", "saved", "saved_dict"):
+        assert read_rows(tmp_path / name).rows == ROWS, name
+
+
+def test_csv_with_extra_cells_names_the_row(tmp_path):
+    (tmp_path / "d.csv").write_text("instruction,response\na,b\nc,d,e\n")
+    assert "d.csv row 2 (line 3): more cells than header columns" in error_of(spec_for(tmp_path / "d.csv"))
+
+
+def test_bad_parquet_and_folder(tmp_path):
+    (tmp_path / "d.parquet").write_bytes(b"not parquet")
+    assert "cannot read parquet" in error_of(spec_for(tmp_path / "d.parquet"))
+    (tmp_path / "folder").mkdir()
+    assert "saved by `datasets`" in error_of(spec_for(tmp_path / "folder"))
+
+
+def test_chat_messages_are_checked_without_a_tokenizer(tmp_path):
+    good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    bad_last = {"messages": [{"role": "user", "content": "hi"}]}
+    bad_shape = {"messages": [{"role": "user"}, {"role": "assistant", "content": "x"}]}
+    path = write_jsonl(tmp_path / "d.jsonl", [good, bad_last, bad_shape, {"other": 1}])
+    msg = error_of(parse_spec({"task": "sft", "model": {"builtin": "tiny-llama"},
+                               "data": {"path": str(path), "template": "chat"}}))
+    assert "line 2: column 'messages': the last message must be from the assistant" in msg
+    assert "line 3: column 'messages' message 0: expected {role: str, content: str}" in msg
+    assert "line 4: missing column 'messages'" in msg
+
+
+def test_split_is_seeded_disjoint_and_complete():
+    items = [{"i": i} for i in range(50)]
+    train, held = split_and_order(items, 0.2, seed=3, shuffle=True)
+    assert len(held) == 10 and len(train) == 40
+    assert sorted(x["i"] for x in train + held) == list(range(50))
+    assert (train, held) == split_and_order(items, 0.2, seed=3, shuffle=True)
+    assert held != split_and_order(items, 0.2, seed=4, shuffle=True)[1]
+    ordered, _ = split_and_order(items, 0.0, seed=3, shuffle=False)
+    assert ordered == items
+
+
+def test_eval_fraction_that_leaves_nothing_is_an_error(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", ROWS[:1])
+    assert "leaves no training rows" in error_of(spec_for(path, eval_fraction=0.5))
+
+
+def test_limit_and_report(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", contract_rows(20))
+    ex = prepare_examples(spec_for(path, limit=10, eval_fraction=0.2))
+    assert ex.report == {"source": str(path), "rows": 10, "examples": 10, "train": 8, "eval": 2,
+                         "template": "instruction", "shuffled": True}
+
+
+def test_real_dolly_sample_renders(shared_data):
+    spec = spec_for(shared_data / "dolly-100.jsonl")
+    ex = prepare_examples(spec)
+    assert ex.report["examples"] == 100
+    assert all(e["prompt"].startswith("### Instruction\n") and e["completion"] for e in ex.train)
+    with_context = [e for e in ex.train if "### Context\n" in e["prompt"]]
+    assert 0 < len(with_context) < 100

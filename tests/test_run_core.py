@@ -1,0 +1,137 @@
+"""Run orchestration on a test backend: output folders, failures, run.json, metrics, secrets, support checks."""
+
+from __future__ import annotations
+
+import json
+
+import fake_backend
+import pytest
+import tunebridge as tb
+from tunebridge.plugins import load_registry
+from tunebridge.run import Run
+from tunebridge.spec import parse_spec
+from tunebridge.testing import contract_rows, sft_spec_dict, write_jsonl
+
+pytest.importorskip("transformers", reason="runs load the tokenizer: needs the [trl] extra")
+
+
+@pytest.fixture
+def registry():
+    return load_registry([fake_backend], entry_points=False)
+
+
+@pytest.fixture
+def spec(tmp_path):
+    data = write_jsonl(tmp_path / "data" / "rows.jsonl", contract_rows(12))
+    return parse_spec(sft_spec_dict(data, "fake", max_steps=4))
+
+
+def test_a_run_writes_the_whole_folder(spec, registry, tmp_path):
+    seen = []
+    result = Run(spec, registry=registry).train(tmp_path / "out", progress=lambda s, t, r: seen.append((s, t)))
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "metrics.jsonl", "model", "run.json"]
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "completed" and record["backend"] == "fake" and record["seed"] == 1234
+    assert record["spec"]["training"]["max_steps"] == 4 and record["data"]["train"] == 12
+    assert record["versions"]["tunebridge"] and record["metrics"]["train_loss"] == 1.0
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4] and lines == result.log_history
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert (out / "model" / "config.json").is_file()
+    card = (out / "README.md").read_text()
+    assert "builtin `tiny-llama`" in card and '"max_steps": 4' in card and "### Instruction" in card
+    assert tb.TrainResult.load(out).metrics == result.metrics
+
+
+def test_non_empty_output_is_refused_and_kept(spec, registry, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("precious")
+    with pytest.raises(tb.OutputExistsError, match="--overwrite"):
+        Run(spec, registry=registry).train(out)
+    assert (out / "mine.txt").read_text() == "precious"
+    Run(spec, registry=registry).train(out, overwrite=True)
+    assert not (out / "mine.txt").exists() and (out / "run.json").is_file()
+
+
+def test_overwrite_never_deletes_the_training_data(spec, registry, tmp_path):
+    with pytest.raises(tb.OutputExistsError, match="refusing to overwrite"):
+        Run(spec, registry=registry).train(tmp_path / "data", overwrite=True)
+    assert (tmp_path / "data" / "rows.jsonl").is_file()
+
+
+def test_output_path_that_is_a_file_is_refused(spec, registry, tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(tb.OutputExistsError, match="not a folder"):
+        Run(spec, registry=registry).train(tmp_path / "file")
+
+
+def test_a_failed_run_keeps_what_it_wrote_and_says_where(spec, registry, tmp_path, monkeypatch):
+    monkeypatch.setattr(fake_backend.FakeBackend, "fail_at_step", 3)
+    out = tmp_path / "out"
+    with pytest.raises(tb.RunFailed) as info:
+        Run(spec, registry=registry).train(out)
+    assert "boom at step 3" in str(info.value) and str(out) in str(info.value)
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "failed" and "RuntimeError: boom at step 3" in record["error"]
+    assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    with pytest.raises(ValueError, match="not 'completed'"):
+        tb.TrainResult.load(out)
+
+
+def test_bad_data_fails_before_the_output_folder_is_made(tmp_path, registry):
+    data = write_jsonl(tmp_path / "rows.jsonl", [{"instruction": "x"}])
+    spec = parse_spec(sft_spec_dict(data, "fake"))
+    with pytest.raises(tb.DataError, match="rows.jsonl line 1: missing column 'response'"):
+        Run(spec, registry=registry).train(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_secrets_never_reach_the_run_folder(spec, registry, tmp_path):
+    secret = "hf_" + "a" * 30
+    spec = parse_spec({**spec.to_dict(), "backend_options": {"fake": {"hub_token": secret, "note": secret,
+                                                                      "pad_token": "<pad>"}}})
+    Run(spec, registry=registry).train(tmp_path / "out")
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_text(errors="ignore"), path
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["spec"]["backend_options"]["fake"] == {"hub_token": "***", "note": "***", "pad_token": "<pad>"}
+    assert record["native_config"]["options"]["hub_token"] == "***"
+
+
+def test_unsupported_feature_names_the_backends_that_have_it(spec, registry, tmp_path):
+    packed = parse_spec({**spec.to_dict(), "sft": {"packing": True}})
+    with pytest.raises(tb.UnsupportedFeature) as info:
+        Run(packed, registry=registry).train(tmp_path / "out")
+    assert str(info.value) == ("backend 'fake' does not support packing (sft.packing: true); "
+                               "backends that do: packer")
+    assert not (tmp_path / "out").exists()
+    reward = parse_spec({**spec.to_dict(), "task": "reward"})
+    with pytest.raises(tb.UnsupportedFeature, match="task 'reward'; backends that do: packer"):
+        Run(reward, registry=registry).validate()
+
+
+def test_unsupported_feature_on_trl_excludes_unimplemented_backends(spec):
+    lora_text = parse_spec({**spec.to_dict(), "backend": "trl", "task": "rl"})
+    with pytest.raises(tb.UnsupportedFeature) as info:
+        Run(lora_text).check_support()
+    assert info.value.backend == "trl" and "trlx" not in info.value.alternatives
+
+
+def test_trainer_facades_check_the_task(spec, registry):
+    with pytest.raises(tb.SpecError, match="RewardTrainer runs task 'reward'"):
+        tb.RewardTrainer(spec, registry=registry)
+    trainer = tb.SFTTrainer(spec, backend="fake", registry=registry)
+    assert trainer.plan().native_config == {"steps": 4, "options": {}}
+    assert trainer.validate().report["train"] == 12
+
+
+def test_backend_that_cannot_run_gives_the_install_hint(spec, registry, tmp_path, monkeypatch):
+    monkeypatch.setattr(fake_backend.FakeBackend, "install_hint", "pip install fake-framework")
+    monkeypatch.setattr(fake_backend.FakeBackend, "check",
+                        lambda self: tb.BackendStatus("missing", "not installed: fake-framework"))
+    expected = "(?s)missing: not installed: fake-framework.*install: pip install fake-framework"
+    with pytest.raises(tb.BackendUnavailable, match=expected):
+        Run(spec, registry=registry).train(tmp_path / "out")
