@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .backend import Backend, Plan, TrainingJob
-from .errors import BackendUnavailable, OutputExistsError, RunFailed, TunebridgeError
+from .errors import BackendUnavailable, DataError, OutputExistsError, RunFailed, SpecError, TunebridgeError
 from .examples import Examples, prepare_examples
 from .modelcard import model_card
 from .plugins import Registry, get_registry
@@ -70,9 +70,21 @@ class Run:
         """Fail fast (UnsupportedFeature) when the backend cannot do what the spec asks."""
         check_support(self.spec, self.backend, self.registry)
 
+    def check_model_source(self) -> None:
+        """A model path written as a local path must exist (anything else is looked up as a hub id)."""
+        for field in ("path", "tokenizer"):
+            value = getattr(self.spec.model, field)
+            if not value:
+                continue
+            local = self.spec.resolve_path(value)
+            looks_local = value.startswith((".", "/", "~")) or value.count("/") > 1 or "\\" in value
+            if looks_local and not local.exists():
+                raise SpecError([(f"model.{field}", f"no such folder: {local}")])
+
     def validate(self) -> Examples:
         """Check spec, backend capabilities and data, without importing torch. Returns the rendered examples."""
         self.check_support()
+        self.check_model_source()
         return prepare_examples(self.spec)
 
     def plan(self) -> Plan:
@@ -113,10 +125,20 @@ class Run:
                 return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
             examples = prepare_examples(self.spec, chat=chat)
+        max_length = self.spec.training.max_length
         texts = [ex.get("text") or ex["prompt"] + ex["completion"] for ex in examples.train]
-        lengths = [len(ids) + 1 for ids in tok(texts, add_special_tokens=True)["input_ids"]]  # +1: EOS
-        examples.report["truncated"] = sum(n > self.spec.training.max_length for n in lengths)
+        lengths = [len(ids) + 1 for ids in tok(texts)["input_ids"]]  # +1: the EOS the backend appends
+        examples.report["truncated"] = sum(n > max_length for n in lengths)
         examples.report["longest_tokens"] = max(lengths)
+        if examples.kind == "prompt_completion":
+            prompt_lengths = [len(ids) for ids in tok([ex["prompt"] for ex in examples.train])["input_ids"]]
+            lost = [i for i, n in enumerate(prompt_lengths) if n >= max_length]
+            examples.report["completion_truncated_away"] = len(lost)
+            if len(lost) == len(examples.train):
+                raise DataError(
+                    f"training.max_length={max_length} is shorter than every prompt (longest prompt "
+                    f"{max(prompt_lengths)} tokens): no completion token would be trained on; raise max_length"
+                )
         return examples
 
     def _record(self, status: str, started: float, examples: Examples, **extra: Any) -> dict[str, Any]:
@@ -162,6 +184,7 @@ class Run:
         out = Path(output_dir)
         self.check_support()
         self._require_ready()
+        self.check_model_source()
         examples = prepare_examples(self.spec)
         plan = self.backend.plan(self.spec, examples)
         prepare_output_dir(out, overwrite, protect=[self.spec.resolve_path(self.spec.data.path)])
@@ -174,6 +197,8 @@ class Run:
             run_json.write_text(json.dumps(self._record("running", started, examples,
                                                         native_config=plan.native_config), indent=2))
             output = self.backend.train(job)
+            if output.global_step < 1:
+                raise TunebridgeError(f"backend {self.backend.name!r} finished without a single optimizer step")
         except Exception as exc:
             failed = self._record("failed", started, examples, native_config=redact(plan.native_config),
                                   error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=20))

@@ -33,14 +33,12 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def trl_ready() -> bool:
-    """True when the TRL backend can train here."""
+@pytest.fixture(scope="session")
+def trl_available() -> None:
+    """Skips unless the TRL backend can train here."""
     from tunebridge.plugins import get_registry
 
-    return get_registry().get("trl").check().ready
-
-
-requires_trl = pytest.mark.skipif(
-    "not __import__('conftest').trl_ready()",
-    reason="needs the TRL backend: pip install torch==2.13.0 && pip install 'tunebridge[trl]'",
-)
+    status = get_registry().get("trl").check()
+    if not status.ready:
+        pytest.skip(f"needs the TRL backend ({status.describe()}): "
+                    "pip install torch==2.13.0 && pip install 'tunebridge[trl]'")

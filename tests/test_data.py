@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+
 import tunebridge as tb
 from tunebridge.data import read_rows
 from tunebridge.examples import prepare_examples, split_and_order

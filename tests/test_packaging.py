@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 import tunebridge
 import tunebridge.backends
 

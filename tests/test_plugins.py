@@ -8,11 +8,13 @@ import sys
 import textwrap
 from types import SimpleNamespace
 
-import fake_backend
 import pytest
+
 import tunebridge as tb
 from tunebridge.hookspecs import hookimpl
 from tunebridge.plugins import load_registry
+
+import fake_backend
 
 
 def test_builtin_backends_come_through_the_entry_point_group():

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 
-import fake_backend
 import pytest
+
 import tunebridge as tb
 from tunebridge.plugins import load_registry
 from tunebridge.run import Run
 from tunebridge.spec import parse_spec
 from tunebridge.testing import contract_rows, sft_spec_dict, write_jsonl
+
+import fake_backend
 
 pytest.importorskip("transformers", reason="runs load the tokenizer: needs the [trl] extra")
 

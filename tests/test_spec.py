@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 import tunebridge as tb
 from tunebridge.spec import json_schema, load_spec, parse_spec
 

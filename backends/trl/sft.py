@@ -10,6 +10,7 @@ from datasets import Dataset
 from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
 from transformers.utils import logging as hf_logging
 from trl import SFTConfig, SFTTrainer
+
 from tunebridge.backend import BackendOutput, TrainingJob
 from tunebridge.hf_compat import make_tokenizer_portable
 
