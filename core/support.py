@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .backend import Backend, Capabilities
-from .errors import UnsupportedFeature
+from .errors import SpecError, UnsupportedFeature
 from .spec import Spec
 
 if TYPE_CHECKING:
@@ -36,8 +36,19 @@ def requested_features(spec: Spec) -> list[Feature]:
     return features
 
 
+def check_backend_options(spec: Spec, registry: Registry) -> None:
+    """Every ``backend_options`` key must name a registered backend (a typo would be silently ignored)."""
+    unknown = sorted(set(spec.backend_options) - set(registry.backends))
+    if unknown:
+        known = ", ".join(registry.names())
+        raise SpecError([(f"backend_options.{name}", f"no backend named {name!r} (registered: {known})")
+                         for name in unknown])
+
+
 def check_support(spec: Spec, backend: Backend, registry: Registry | None = None) -> None:
     """Raise UnsupportedFeature naming the first feature ``backend`` lacks and the backends that have it."""
+    if registry is not None:
+        check_backend_options(spec, registry)
     for label, supported in requested_features(spec):
         if supported(backend.capabilities):
             continue

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import SpecError
 from .spec import DataSpec
 
 INSTRUCTION_PROMPT = "### Instruction\n{instruction}\n\n### Context\n{context}\n\n### Response:\n"
@@ -43,7 +44,17 @@ class Template:
 
 
 def resolve_template(data: DataSpec) -> Template:
-    """Turn the spec's data block into a Template."""
+    """Turn the spec's data block into a Template; a ``columns`` key no placeholder uses is a SpecError."""
+    template = _build_template(data)
+    used = set(template.placeholders()) | ({"messages"} if template.kind == "chat" else set())
+    unused = sorted(set(data.columns) - used)
+    if unused:
+        raise SpecError([(f"data.columns.{name}", f"no placeholder {{{name}}} in the template "
+                          f"(placeholders: {', '.join(sorted(used))})") for name in unused])
+    return template
+
+
+def _build_template(data: DataSpec) -> Template:
     cols = dict(data.columns)
     kind = data.template_kind
     if kind == "instruction":

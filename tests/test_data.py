@@ -182,3 +182,11 @@ def test_real_dolly_sample_renders(shared_data):
     assert all(e["prompt"].startswith("### Instruction\n") and e["completion"] for e in ex.train)
     with_context = [e for e in ex.train if "### Context\n" in e["prompt"]]
     assert 0 < len(with_context) < 100
+
+
+def test_a_columns_entry_no_placeholder_uses_is_a_spec_error(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", ROWS)
+    with pytest.raises(tb.SpecError) as info:
+        prepare_examples(spec_for(path, columns={"instrucion": "q"}))
+    assert info.value.problems[0][0] == "data.columns.instrucion"
+    assert "placeholders: context, instruction, response" in info.value.problems[0][1]

@@ -137,3 +137,9 @@ def test_backend_that_cannot_run_gives_the_install_hint(spec, registry, tmp_path
     expected = "(?s)missing: not installed: fake-framework.*install: pip install fake-framework"
     with pytest.raises(tb.BackendUnavailable, match=expected):
         Run(spec, registry=registry).train(tmp_path / "out")
+
+
+def test_backend_options_for_an_unknown_backend_are_a_spec_error(spec, registry):
+    typo = parse_spec({**spec.to_dict(), "backend_options": {"fak": {"x": 1}}})
+    with pytest.raises(tb.SpecError, match=r"backend_options.fak: no backend named 'fak' \(registered: fake, packer\)"):
+        Run(typo, registry=registry).validate()
