@@ -11,7 +11,7 @@ class AutoTrainBackend(Backend):
 
     name = "autotrain"
     description = "Hugging Face AutoTrain Advanced: exports config.yml + data and runs `autotrain --config`"
-    install_hint = "see docs/backends/autotrain.md (its own environment: transformers 4.48, trl 0.13)"
+    install_hint = "not implemented yet (it will run in its own environment: transformers 4.48, trl 0.13)"
     capabilities = Capabilities(
         tasks=frozenset({"sft", "reward"}),
         algorithms={"sft": ("sft",), "reward": ("reward",)},

@@ -11,7 +11,7 @@ class TRLXBackend(Backend):
 
     name = "trlx"
     description = "CarperAI trlx: SFT, PPO (online, reward function), ILQL (offline)"
-    install_hint = "trlx is not on any package index: install it from its repository into its own environment"
+    install_hint = "not implemented yet (trlx is not on any package index; it will run in its own environment)"
     capabilities = Capabilities(
         tasks=frozenset({"sft", "rl"}),
         algorithms={"sft": ("sft",), "rl": ("ppo", "ilql")},

@@ -23,19 +23,20 @@ __version__ = "0.1.0"
 _LAZY = {
     "Spec": "spec", "load_spec": "spec", "parse_spec": "spec",
     "SFTTrainer": "trainers", "RewardTrainer": "trainers", "RLTrainer": "trainers",
-    "Run": "run", "TrainResult": "result", "Backend": "backend", "Capabilities": "backend",
-    "BackendStatus": "backend", "Plan": "backend", "hookimpl": "hookspecs", "get_registry": "plugins",
+    "Run": "run", "TrainResult": "result", "hookimpl": "hookspecs", "get_registry": "plugins",
+    "Backend": "backend", "Capabilities": "backend", "BackendStatus": "backend", "Plan": "backend",
+    "BackendOutput": "backend", "TrainingJob": "backend",
 }
 
 __all__ = [
     "BackendNotFound", "BackendUnavailable", "DataError", "OutputExistsError", "RunFailed", "SpecError",
     "TunebridgeError", "UnsupportedFeature", "__version__",
     "Spec", "load_spec", "parse_spec", "SFTTrainer", "RewardTrainer", "RLTrainer", "Run", "TrainResult",
-    "Backend", "Capabilities", "BackendStatus", "Plan", "hookimpl", "get_registry",
+    "hookimpl", "get_registry", "Backend", "Capabilities", "BackendStatus", "Plan", "BackendOutput", "TrainingJob",
 ]
 
 if TYPE_CHECKING:
-    from .backend import Backend, BackendStatus, Capabilities, Plan
+    from .backend import Backend, BackendOutput, BackendStatus, Capabilities, Plan, TrainingJob
     from .hookspecs import hookimpl
     from .plugins import get_registry
     from .result import TrainResult

@@ -158,6 +158,8 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{result.output_dir / 'README.md'}")
     for item in result.unhonoured:
         print(f"not honoured   {item}")
+    for item in result.data.get("warnings", []):
+        print(f"warning        {item}")
     return 0
 
 
@@ -180,3 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `tunebridge schema | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

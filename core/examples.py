@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .data import RawData, read_rows
-from .errors import DataError
+from .errors import DataError, SpecError
 from .spec import Spec
 from .templates import RowProblem, Template, render_row, resolve_template
 
@@ -73,7 +73,10 @@ def prepare_examples(spec: Spec, chat: Callable[[list, bool], str] | None = None
     if spec.task != "sft":
         raise DataError(f"rendering data for task {spec.task!r} is not available yet (only 'sft')")
     raw = read_rows(spec.resolve_path(spec.data.path), spec.data.limit)
-    template = resolve_template(spec.data)
+    try:
+        template = resolve_template(spec.data)
+    except SpecError as exc:
+        raise SpecError(exc.problems, spec.source) from None
     rendered = render_all(raw, template, chat)
     if not rendered:
         raise DataError(f"{raw.path}: no examples to train on")

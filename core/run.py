@@ -39,7 +39,7 @@ def prepare_output_dir(output_dir: Path, overwrite: bool, protect: list[Path] | 
         resolved = output_dir.resolve()
         for p in protect or []:
             p = p.resolve()
-            if p == resolved or resolved in p.parents or p in resolved.parents:
+            if p == resolved or resolved in p.parents:
                 raise OutputExistsError(f"refusing to overwrite {output_dir}: it holds (or is inside) {p}")
         if resolved == Path.home().resolve() or resolved == Path(resolved.anchor) or resolved == Path.cwd().resolve():
             raise OutputExistsError(f"refusing to overwrite {output_dir}: choose a dedicated output folder")
@@ -66,6 +66,16 @@ class Run:
         self.registry = registry or get_registry()
         self.backend: Backend = self.registry.get(self.spec.backend)
 
+    def _protected_paths(self) -> list[Path]:
+        """What --overwrite must never delete: the data, the model and tokenizer, the spec, the model cache."""
+        from .builtin_models import cache_root
+
+        paths = [self.spec.resolve_path(self.spec.data.path), cache_root()]
+        paths += [self.spec.resolve_path(v) for v in (self.spec.model.path, self.spec.model.tokenizer) if v]
+        if self.spec.source:
+            paths.append(Path(self.spec.source))
+        return paths
+
     def check_support(self) -> None:
         """Fail fast (UnsupportedFeature) when the backend cannot do what the spec asks."""
         check_support(self.spec, self.backend, self.registry)
@@ -79,11 +89,12 @@ class Run:
             local = self.spec.resolve_path(value)
             looks_local = value.startswith((".", "/", "~")) or value.count("/") > 1 or "\\" in value
             if looks_local and not local.exists():
-                raise SpecError([(f"model.{field}", f"no such folder: {local}")])
+                raise SpecError([(f"model.{field}", f"no such folder: {local}")], self.spec.source)
 
     def validate(self) -> Examples:
         """Check spec, backend capabilities and data, without importing torch. Returns the rendered examples."""
         self.check_support()
+        self._require_implemented()
         self.check_model_source()
         return prepare_examples(self.spec)
 
@@ -97,8 +108,14 @@ class Run:
     def _require_ready(self) -> None:
         status = self.backend.check()
         if not status.ready:
-            hint = f"\n  install: {self.backend.install_hint}" if self.backend.install_hint else ""
+            installable = status.kind in ("missing", "broken") and self.backend.install_hint
+            hint = f"\n  install: {self.backend.install_hint}" if installable else ""
             raise BackendUnavailable(f"backend {self.backend.name!r} cannot run here ({status.describe()}){hint}")
+
+    def _require_implemented(self) -> None:
+        status = self.backend.check()
+        if status.kind == "not-implemented":
+            raise BackendUnavailable(f"backend {self.backend.name!r} cannot run any spec yet ({status.describe()})")
 
     def _resolve_model(self, examples: Examples) -> tuple[Path, Path]:
         model = self.spec.model
@@ -136,8 +153,14 @@ class Run:
             examples.report["completion_truncated_away"] = len(lost)
             if len(lost) == len(examples.train):
                 raise DataError(
-                    f"training.max_length={max_length} is shorter than every prompt (longest prompt "
-                    f"{max(prompt_lengths)} tokens): no completion token would be trained on; raise max_length"
+                    f"training.max_length={max_length} is shorter than every prompt (shortest prompt "
+                    f"{min(prompt_lengths)} tokens): no completion token would be trained on; raise max_length"
+                )
+            if lost:
+                examples.report.setdefault("warnings", []).append(
+                    f"{len(lost)} of {len(examples.train)} training examples have a prompt of max_length="
+                    f"{max_length} tokens or more: their completion is cut off entirely, so they teach nothing "
+                    "(and a backend may drop them); raise training.max_length"
                 )
         return examples
 
@@ -187,7 +210,7 @@ class Run:
         self.check_model_source()
         examples = prepare_examples(self.spec)
         plan = self.backend.plan(self.spec, examples)
-        prepare_output_dir(out, overwrite, protect=[self.spec.resolve_path(self.spec.data.path)])
+        prepare_output_dir(out, overwrite, protect=self._protected_paths())
         started = time.monotonic()
         run_json = out / "run.json"
         reporter = RunReporter(out / "metrics.jsonl", progress)
@@ -199,6 +222,11 @@ class Run:
             output = self.backend.train(job)
             if output.global_step < 1:
                 raise TunebridgeError(f"backend {self.backend.name!r} finished without a single optimizer step")
+        except KeyboardInterrupt:
+            stopped = self._record("interrupted", started, examples, native_config=redact(plan.native_config),
+                                   error="interrupted by the user")
+            run_json.write_text(json.dumps(stopped, indent=2, default=str))
+            raise
         except Exception as exc:
             failed = self._record("failed", started, examples, native_config=redact(plan.native_config),
                                   error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=20))

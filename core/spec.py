@@ -138,6 +138,12 @@ class Spec(_Strict):
     name: str | None = Field(None, description="A name for runs of this spec (model card title).")
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _source: str | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> str | None:
+        """The file the spec was loaded from, if any (for error messages)."""
+        return self._source
 
     @property
     def base_dir(self) -> Path:
@@ -154,7 +160,7 @@ class Spec(_Strict):
         if not backend or backend == self.backend:
             return self
         new = self.model_copy(update={"backend": backend})
-        new._base_dir = self._base_dir
+        new._base_dir, new._source = self._base_dir, self._source
         return new
 
     def to_dict(self) -> dict[str, Any]:
@@ -208,6 +214,7 @@ def parse_spec(data: dict[str, Any], base_dir: str | Path | None = None, source:
     except ValidationError as exc:
         raise SpecError(_problems(exc), source) from None
     spec._base_dir = Path(base_dir).resolve() if base_dir else Path.cwd()
+    spec._source = source
     return spec
 
 

@@ -42,7 +42,7 @@ def check_backend_options(spec: Spec, registry: Registry) -> None:
     if unknown:
         known = ", ".join(registry.names())
         raise SpecError([(f"backend_options.{name}", f"no backend named {name!r} (registered: {known})")
-                         for name in unknown])
+                         for name in unknown], spec.source)
 
 
 def check_support(spec: Spec, backend: Backend, registry: Registry | None = None) -> None:

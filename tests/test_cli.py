@@ -92,3 +92,19 @@ def test_train_from_the_cli(tmp_path):
     assert record["backend"] == "trl" and record["status"] == "completed"
     proc = tb("train", tmp_path / "spec.yaml", "--backend", "trl", "--output", tmp_path / "out")
     assert proc.returncode == 1 and "not empty; pass --overwrite" in proc.stderr
+
+
+def test_spec_errors_name_the_spec_file(tmp_path):
+    write_jsonl(tmp_path / "d.jsonl", [{"instruction": "a", "response": "b"}])
+    spec = tmp_path / "s.yaml"
+    spec.write_text("task: sft\nmodel: {builtin: tiny-llama}\n"
+                    "data: {path: d.jsonl, template: instruction, columns: {respons: x}}\n")
+    proc = tb("validate", spec)
+    assert proc.returncode == 1 and f"invalid spec in {spec}" in proc.stderr
+    assert "data.columns.respons: no placeholder {respons}" in proc.stderr
+
+
+def test_output_piped_into_a_closed_reader_is_not_a_crash():
+    proc = subprocess.run(f"{sys.executable} -m tunebridge schema | head -c 10", shell=True, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout == "{\n  \"$defs\""[:10] and "Traceback" not in proc.stderr

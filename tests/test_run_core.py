@@ -143,3 +143,54 @@ def test_backend_options_for_an_unknown_backend_are_a_spec_error(spec, registry)
     typo = parse_spec({**spec.to_dict(), "backend_options": {"fak": {"x": 1}}})
     with pytest.raises(tb.SpecError, match=r"backend_options.fak: no backend named 'fak' \(registered: fake, packer\)"):
         Run(typo, registry=registry).validate()
+
+
+def test_overwrite_never_deletes_the_model_or_the_spec(tmp_path, registry):
+    from tunebridge.testing import build_tiny_llama
+
+    project = tmp_path / "project"
+    model = build_tiny_llama(["some text for the tokenizer"], seed=1, cache_dir=tmp_path / "cache")
+    import shutil
+
+    shutil.copytree(model, project / "model")
+    write_jsonl(tmp_path / "rows.jsonl", contract_rows(8))
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps({**sft_spec_dict(tmp_path / "rows.jsonl", "fake"),
+                                     "model": {"path": str(project / "model")}}))
+    with pytest.raises(tb.OutputExistsError, match="refusing to overwrite"):
+        Run(tb.load_spec(spec_file), registry=registry).train(project, overwrite=True)
+    assert (project / "model" / "config.json").is_file()
+    with pytest.raises(tb.OutputExistsError, match="refusing to overwrite"):
+        Run(tb.load_spec(spec_file), registry=registry).train(tmp_path, overwrite=True)
+    assert spec_file.is_file()
+
+
+def test_an_interrupted_run_is_recorded_as_such(spec, registry, tmp_path, monkeypatch):
+    def interrupted(self, job):
+        job.reporter.log(1, {"loss": 1.0, "learning_rate": 0.1})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fake_backend.FakeBackend, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Run(spec, registry=registry).train(tmp_path / "out")
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["status"] == "interrupted"
+    assert (tmp_path / "out" / "metrics.jsonl").read_text().count("\n") == 1
+
+
+def test_a_backend_that_makes_no_step_fails_the_run(spec, registry, tmp_path, monkeypatch):
+    from tunebridge.backend import BackendOutput
+
+    monkeypatch.setattr(fake_backend.FakeBackend, "train", lambda self, job: BackendOutput({}, {}, global_step=0))
+    with pytest.raises(tb.RunFailed, match="without a single optimizer step"):
+        Run(spec, registry=registry).train(tmp_path / "out")
+
+
+def test_not_implemented_backends_fail_validate_and_plan_cleanly(spec):
+    for name in ("trlx", "autotrain"):
+        other = spec.with_backend(name)
+        other = parse_spec({**other.to_dict(), "sft": {"completion_only_loss": False}})
+        with pytest.raises(tb.BackendUnavailable, match="not implemented yet"):
+            Run(other).validate()
+        with pytest.raises(tb.BackendUnavailable, match="cannot run any spec yet"):
+            Run(other).plan()

@@ -103,6 +103,20 @@ def test_truncation_is_counted_and_checkpoints_kept_when_asked(data, tmp_path):
     assert sorted(p.name for p in checkpoints) == ["checkpoint-2", "checkpoint-4"]
 
 
+def test_examples_that_lose_their_whole_completion_are_warned_about(data, tmp_path):
+    result = tb.SFTTrainer(make(data, training={"max_length": 28}), backend="trl").train(tmp_path / "out")
+    lost = result.data["completion_truncated_away"]
+    assert 0 < lost < 20
+    assert f"{lost} of 20 training examples have a prompt of max_length=28" in result.data["warnings"][0]
+
+
+def test_periodic_evaluation_is_logged_once_per_eval_step(data, tmp_path):
+    spec = make(data, data={"eval_fraction": 0.25}, training={"eval_steps": 2})
+    result = tb.SFTTrainer(spec, backend="trl").train(tmp_path / "out")
+    assert [r["step"] for r in result.log_history if "eval_loss" in r] == [2, 4]
+    assert result.metrics["eval_loss"] == result.log_history[-1]["eval_loss"]
+
+
 def test_max_length_shorter_than_every_prompt_fails_before_training(data, tmp_path):
     with pytest.raises(tb.RunFailed, match="training.max_length=8 is shorter than every prompt"):
         tb.SFTTrainer(make(data, training={"max_length": 8}), backend="trl").train(tmp_path / "out")

@@ -81,3 +81,10 @@ def test_trl_accepts_every_mapped_config(tmp_path):
         assert config.gradient_checkpointing is False and config.activation_checkpointing is False
         assert config.report_to == [] and config.bf16 == (extra.get("training", {}).get("precision") == "bf16")
         assert config.train_sampling_strategy == "sequential" and config.max_length == 512
+
+
+def test_plan_notes_never_show_a_secret():
+    secret = "hf_" + "b" * 30
+    s = spec(backend_options={"trl": {"hub_token": secret, "push_to_hub": False}})
+    native, _, notes = native_sft_config(s, None, Path("w"))
+    assert secret not in " ".join(notes) and any("hub_token='***'" in n for n in notes)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tunebridge.examples import Examples
+from tunebridge.redact import redact
 from tunebridge.spec import Spec
 
 # Settings the user may not override through backend_options.trl: the core decides them for parity.
@@ -82,7 +83,7 @@ def native_sft_config(spec: Spec, examples: Examples | None, work_dir: Path,
         if key in overrides:
             overrides.pop(key)
             unhonoured.append(f"backend_options.trl.{key}: set by tunebridge for parity, override ignored")
-    for key, value in overrides.items():
+    for key, value in redact(overrides).items():
         notes.append(f"backend_options.trl.{key}={value!r} overrides {config.get(key, '(TRL default)')!r}")
     config.update(overrides)
     if spec.sft.packing and spec.data.template_kind != "text" and spec.sft.completion_only_loss:

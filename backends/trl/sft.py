@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from datasets import Dataset
+from datasets.utils.logging import disable_progress_bar as disable_datasets_progress
 from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
 from transformers.utils import logging as hf_logging
 from trl import SFTConfig, SFTTrainer
@@ -48,7 +49,8 @@ def _datasets(job: TrainingJob) -> tuple[Dataset, Dataset | None]:
 def build_trainer(job: TrainingJob, cuda: bool = False) -> tuple[SFTTrainer, dict[str, Any], _ReportToTunebridge]:
     """An SFTTrainer configured from the job, plus the native config it runs and the reporting callback."""
     logging.getLogger("transformers").setLevel(logging.ERROR)
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # the run's own progress line replaces the libraries' bars
+    disable_datasets_progress()
     native, _, _ = native_sft_config(job.spec, job.examples, job.work_dir, cuda)
     config = SFTConfig(**native["SFTConfig"])
     peft_config = None
@@ -87,7 +89,8 @@ def train_sft(job: TrainingJob, cuda: bool = False) -> BackendOutput:
     trainer.train()
     metrics: dict[str, Any] = dict(callback.summary)
     if job.examples.eval:
-        eval_metrics = trainer.evaluate()  # logged to the reporter through the callback
+        final = [r for r in job.reporter.records if "eval_loss" in r and r["step"] == trainer.state.global_step]
+        eval_metrics = final[-1] if final else trainer.evaluate()  # evaluate() logs through the callback
         metrics.update({k: v for k, v in eval_metrics.items() if k.startswith("eval_")})
     losses = [r["loss"] for r in job.reporter.records if r.get("loss") is not None]
     if losses:
