@@ -108,6 +108,9 @@ def _write_tokenizer(lines: list[str], folder: Path) -> None:
 def _write_model(folder: Path, seed: int) -> None:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     tok = AutoTokenizer.from_pretrained(folder)
     config = LlamaConfig(

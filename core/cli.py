@@ -138,6 +138,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training: task {run.spec.task} on backend {run.backend.name} -> {args.output}", file=sys.stderr)
     try:
         result = run.train(args.output, overwrite=args.overwrite, progress=line.update if line else None)
+    except KeyboardInterrupt:
+        if line:
+            line.close()
+        print(f"\ninterrupted; what the run wrote is kept in {args.output}", file=sys.stderr)
+        return 130
     finally:
         if line:
             line.close()

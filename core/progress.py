@@ -27,6 +27,7 @@ class ProgressLine:
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.started = time.monotonic()
+        self.closed = False
 
     def update(self, step: int, total: int | None, record: dict[str, Any]) -> None:
         """Show the latest logged step."""
@@ -49,10 +50,11 @@ class ProgressLine:
         self.stream.flush()
 
     def close(self) -> None:
-        """End the live line."""
-        if self.tty:
+        """End the live line (safe to call twice)."""
+        if self.tty and not self.closed:
             self.stream.write("\n")
             self.stream.flush()
+        self.closed = True
 
 
 class RunReporter:

@@ -39,7 +39,7 @@ def prepare_output_dir(output_dir: Path, overwrite: bool, protect: list[Path] | 
         resolved = output_dir.resolve()
         for p in protect or []:
             p = p.resolve()
-            if p == resolved or resolved in p.parents:
+            if p == resolved or resolved in p.parents or (p.is_dir() and p in resolved.parents):
                 raise OutputExistsError(f"refusing to overwrite {output_dir}: it holds (or is inside) {p}")
         if resolved == Path.home().resolve() or resolved == Path(resolved.anchor) or resolved == Path.cwd().resolve():
             raise OutputExistsError(f"refusing to overwrite {output_dir}: choose a dedicated output folder")
@@ -106,6 +106,7 @@ class Run:
         return plan
 
     def _require_ready(self) -> None:
+        self._require_implemented()
         status = self.backend.check()
         if not status.ready:
             installable = status.kind in ("missing", "broken") and self.backend.install_hint

@@ -194,3 +194,19 @@ def test_not_implemented_backends_fail_validate_and_plan_cleanly(spec):
             Run(other).validate()
         with pytest.raises(tb.BackendUnavailable, match="cannot run any spec yet"):
             Run(other).plan()
+
+
+def test_overwrite_never_empties_a_folder_inside_the_model_cache(spec, registry, tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNEBRIDGE_CACHE_DIR", str(tmp_path / "cache"))
+    inside = tmp_path / "cache" / "builtin" / "something"
+    inside.mkdir(parents=True)
+    (inside / "weights").write_text("x")
+    with pytest.raises(tb.OutputExistsError, match="refusing to overwrite"):
+        Run(spec, registry=registry).train(inside, overwrite=True)
+    assert (inside / "weights").is_file()
+
+
+def test_train_on_a_not_implemented_backend_says_so(spec, tmp_path):
+    other = parse_spec({**spec.with_backend("trlx").to_dict(), "sft": {"completion_only_loss": False}})
+    with pytest.raises(tb.BackendUnavailable, match="cannot run any spec yet"):
+        Run(other).train(tmp_path / "out")

@@ -80,8 +80,8 @@ class SFTContract:
         backend = get_registry().get(cls.backend_name)
         status = backend.check()
         if not status.ready:
-            pytest.skip(f"backend {cls.backend_name!r} cannot run here: {status.describe()}; "
-                        f"install: {backend.install_hint}")
+            hint = f"; install: {backend.install_hint}" if status.kind in ("missing", "broken") else ""
+            pytest.skip(f"backend {cls.backend_name!r} cannot run here: {status.describe()}{hint}")
         return backend
 
     @pytest.fixture(scope="class")
