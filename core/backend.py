@@ -32,6 +32,13 @@ class Capabilities:
     gradient_checkpointing: bool = False
     first_batch: bool = False  # can show its first training batch (for masking / loss parity checks)
 
+    def resolve_algorithm(self, task: str, requested: str = "auto") -> str:
+        """The algorithm a run of ``task`` uses: ``requested``, or the backend's default for ``auto``."""
+        if requested != "auto":
+            return requested
+        choices = self.algorithms.get(task, ())
+        return choices[0] if choices else task
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data for `tunebridge backends --json`."""
         return {
@@ -118,6 +125,9 @@ class Backend:
     def check(self) -> BackendStatus:
         """Is the backend usable here? Must be cheap: read metadata, never import the framework."""
         return BackendStatus("ready")
+
+    def check_spec(self, spec: Spec) -> None:
+        """Backend-specific checks of a spec, run by `validate` and before training; raise SpecError."""
 
     def plan(self, spec: Spec, examples: Examples | None = None) -> Plan:
         """The native configuration this backend would run for ``spec``; no side effects."""

@@ -155,15 +155,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     if "first_loss" in m:
         print(f"loss           {m['first_loss']:.4f} -> {m['final_loss']:.4f} "
               f"(train_loss {m.get('train_loss', 0):.4f})")
+    if "first_reward_mean" in m:
+        print(f"reward mean    {m['first_reward_mean']:.4f} -> {m['final_reward_mean']:.4f}")
+    if "first_accuracy" in m:
+        print(f"accuracy       {m['first_accuracy']:.3f} -> {m['final_accuracy']:.3f} (pairs ranked right)")
     if "eval_loss" in m:
-        print(f"eval loss      {m['eval_loss']:.4f}")
+        print(f"eval loss      {m['eval_loss']:.4f}" + (f" (eval accuracy {m['eval_accuracy']:.3f})"
+                                                      if "eval_accuracy" in m else ""))
     print(f"wall time      {result.wall_time_s:.1f} s")
     print(f"model          {result.model_dir} ({result.model_format})")
     print(f"report         {result.output_dir / 'run.json'}, {result.output_dir / 'metrics.jsonl'}, "
           f"{result.output_dir / 'README.md'}")
     for item in result.unhonoured:
         print(f"not honoured   {item}")
-    for item in result.data.get("warnings", []):
+    for item in result.warnings:
         print(f"warning        {item}")
     return 0
 

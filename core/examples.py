@@ -19,7 +19,7 @@ MAX_REPORTED_PROBLEMS = 10
 class Examples:
     """Rendered examples in the order every backend must read them, plus a report of how they were made."""
 
-    kind: str  # "prompt_completion" | "text" | "chat" (chat only before a tokenizer renders it)
+    kind: str  # a Template kind; "chat" becomes "prompt_completion" once a tokenizer renders it
     train: list[dict[str, Any]]
     eval: list[dict[str, Any]] = field(default_factory=list)
     template: Template | None = None
@@ -70,11 +70,9 @@ def prepare_examples(spec: Spec, chat: Callable[[list, bool], str] | None = None
     ``chat(messages, add_generation_prompt)`` renders a message list with the tokenizer's chat template;
     without it, chat data is only checked for structure.
     """
-    if spec.task != "sft":
-        raise DataError(f"rendering data for task {spec.task!r} is not available yet (only 'sft')")
     raw = read_rows(spec.resolve_path(spec.data.path), spec.data.limit)
     try:
-        template = resolve_template(spec.data)
+        template = resolve_template(spec.data, spec.data_kind, spec.task)
     except SpecError as exc:
         raise SpecError(exc.problems, spec.source) from None
     rendered = render_all(raw, template, chat)
@@ -88,7 +86,7 @@ def prepare_examples(spec: Spec, chat: Callable[[list, bool], str] | None = None
         "examples": len(rendered),
         "train": len(train),
         "eval": len(held_out),
-        "template": spec.data.template_kind,
+        "template": spec.data_kind,
         "shuffled": spec.training.shuffle,
     }
     return Examples(kind=kind, train=train, eval=held_out, template=template, report=report)

@@ -12,6 +12,11 @@ from typing import Any, TextIO
 
 # Every backend reports these names (plus extras of its own); `step` is the optimizer step.
 METRIC_NAMES = ("step", "loss", "learning_rate", "grad_norm", "epoch", "eval_loss")
+# Task-specific neutral names: reward modelling logs `accuracy` (share of pairs ranked right) and
+# `margin`; rl logs `reward_mean`, `reward_std`, `kl` (with a reference model) and `frac_reward_zero_std`
+# (share of prompts whose completions all got the same reward).
+REWARD_METRICS = ("accuracy", "margin")
+RL_METRICS = ("reward_mean", "reward_std", "kl", "frac_reward_zero_std")
 
 
 def _clean(value: Any) -> Any:
@@ -35,6 +40,9 @@ class ProgressLine:
         parts = [f"step {step}/{total}" if total else f"step {step}"]
         if record.get("loss") is not None:
             parts.append(f"loss {record['loss']:.4f}")
+        for key, label in (("reward_mean", "reward"), ("accuracy", "acc")):
+            if record.get(key) is not None:
+                parts.append(f"{label} {record[key]:.3f}")
         if record.get("eval_loss") is not None:
             parts.append(f"eval_loss {record['eval_loss']:.4f}")
         if record.get("learning_rate") is not None:

@@ -24,6 +24,7 @@ class TrainResult:
     data: dict[str, Any] = field(default_factory=dict)
     unhonoured: list[str] = field(default_factory=list)
     base_model: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, output_dir: str | Path) -> TrainResult:
@@ -38,7 +39,7 @@ class TrainResult:
             log_history=history, native_config=record["native_config"], versions=record["versions"],
             model_format=record.get("model_format", "full"), wall_time_s=record.get("wall_time_s", 0.0),
             data=record.get("data", {}), unhonoured=record.get("unhonoured", []),
-            base_model=record.get("base_model", ""),
+            base_model=record.get("base_model", ""), warnings=record.get("warnings", []),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from .backend import Backend, Plan, TrainingJob
-from .errors import BackendUnavailable, DataError, OutputExistsError, RunFailed, SpecError, TunebridgeError
+from .errors import BackendUnavailable, OutputExistsError, RunFailed, SpecError, TunebridgeError
 from .examples import Examples, prepare_examples
+from .lengths import apply_length_rules
 from .modelcard import model_card
 from .plugins import Registry, get_registry
 from .progress import RunReporter
 from .redact import redact
 from .result import TrainResult
+from .rewards import check_rewards
 from .schedule import expected_optimizer_steps
 from .spec import Spec, load_spec
 from .support import check_support
@@ -47,6 +49,19 @@ def prepare_output_dir(output_dir: Path, overwrite: bool, protect: list[Path] | 
     output_dir.mkdir(parents=True, exist_ok=True)
 
 
+def run_warnings(spec: Spec, records: list[dict[str, Any]]) -> list[str]:
+    """Warnings read from a finished run's metrics (the same rule for every backend)."""
+    warnings = []
+    zero = [r["frac_reward_zero_std"] for r in records if r.get("frac_reward_zero_std") is not None]
+    if spec.task == "rl" and zero and sum(z >= 1.0 for z in zero) > len(zero) / 2:
+        warnings.append(
+            f"on {sum(z >= 1.0 for z in zero)} of {len(zero)} logged steps every completion of a prompt got the "
+            "same reward, so nothing was learned on them: use a reward that varies between completions "
+            "(or more rl.generation.num_generations / a higher temperature)"
+        )
+    return warnings
+
+
 def _corpus(examples: Examples) -> list[str]:
     """Text to train the builtin tokenizer on: every rendered example (message contents for chat)."""
     corpus: list[str] = []
@@ -54,7 +69,7 @@ def _corpus(examples: Examples) -> list[str]:
         if "messages" in ex:
             corpus += [m["content"] for m in ex["messages"]]
         else:
-            corpus += [v for v in ex.values() if isinstance(v, str)]
+            corpus += [ex[k] for k in ("prompt", "completion", "text", "chosen", "rejected") if ex.get(k)]
     return corpus
 
 
@@ -77,8 +92,9 @@ class Run:
         return paths
 
     def check_support(self) -> None:
-        """Fail fast (UnsupportedFeature) when the backend cannot do what the spec asks."""
+        """Fail fast (UnsupportedFeature, SpecError) when the backend cannot do what the spec asks."""
         check_support(self.spec, self.backend, self.registry)
+        self.backend.check_spec(self.spec)
 
     def check_model_source(self) -> None:
         """A model path written as a local path must exist (anything else is looked up as a hub id)."""
@@ -96,6 +112,8 @@ class Run:
         self.check_support()
         self._require_implemented()
         self.check_model_source()
+        if self.spec.task == "rl":
+            check_rewards(self.spec)
         return prepare_examples(self.spec)
 
     def plan(self) -> Plan:
@@ -131,7 +149,7 @@ class Run:
         return path, tokenizer
 
     def _finish_examples(self, examples: Examples, tokenizer_path: Path) -> Examples:
-        """Render chat data with the tokenizer's template; count examples longer than max_length."""
+        """Render chat data with the tokenizer's template; apply the token-length rules."""
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(str(tokenizer_path))
@@ -143,27 +161,7 @@ class Run:
                 return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
             examples = prepare_examples(self.spec, chat=chat)
-        max_length = self.spec.training.max_length
-        texts = [ex.get("text") or ex["prompt"] + ex["completion"] for ex in examples.train]
-        lengths = [len(ids) + 1 for ids in tok(texts)["input_ids"]]  # +1: the EOS the backend appends
-        examples.report["truncated"] = sum(n > max_length for n in lengths)
-        examples.report["longest_tokens"] = max(lengths)
-        if examples.kind == "prompt_completion":
-            prompt_lengths = [len(ids) for ids in tok([ex["prompt"] for ex in examples.train])["input_ids"]]
-            lost = [i for i, n in enumerate(prompt_lengths) if n >= max_length]
-            examples.report["completion_truncated_away"] = len(lost)
-            if len(lost) == len(examples.train):
-                raise DataError(
-                    f"training.max_length={max_length} is shorter than every prompt (shortest prompt "
-                    f"{min(prompt_lengths)} tokens): no completion token would be trained on; raise max_length"
-                )
-            if lost:
-                examples.report.setdefault("warnings", []).append(
-                    f"{len(lost)} of {len(examples.train)} training examples have a prompt of max_length="
-                    f"{max_length} tokens or more: their completion is cut off entirely, so they teach nothing "
-                    "(and a backend may drop them); raise training.max_length"
-                )
-        return examples
+        return apply_length_rules(examples, tok, self.spec)
 
     def _record(self, status: str, started: float, examples: Examples, **extra: Any) -> dict[str, Any]:
         names = ("torch", "transformers", "tokenizers", *getattr(self.backend, "packages", ()))
@@ -183,7 +181,7 @@ class Run:
     def _prepare(self, out: Path, reporter: RunReporter, examples: Examples) -> TrainingJob:
         model_path, tokenizer_path = self._resolve_model(examples)
         examples = self._finish_examples(examples, tokenizer_path)
-        if not self.spec.sft.packing:
+        if self.spec.training.max_steps or (self.spec.task != "rl" and not self.spec.sft.packing):
             reporter.set_total_steps(expected_optimizer_steps(
                 len(examples.train), self.spec.training.batch_size, self.spec.training.gradient_accumulation,
                 self.spec.training.epochs, self.spec.training.max_steps))
@@ -193,9 +191,8 @@ class Run:
         """The backend's first training batch (``input_ids``, ``labels``) and the examples it came from."""
         import tempfile
 
-        self.check_support()
         self._require_ready()
-        examples = prepare_examples(self.spec)
+        examples = self.validate()
         with tempfile.TemporaryDirectory(prefix="tunebridge-batch-") as tmp:
             job = self._prepare(Path(tmp), RunReporter(Path(tmp) / "metrics.jsonl"), examples)
             batch = self.backend.first_batch(job)
@@ -206,10 +203,8 @@ class Run:
               progress: ProgressCallback | None = None) -> TrainResult:
         """Train and write ``output_dir`` (model/, run.json, metrics.jsonl, README.md)."""
         out = Path(output_dir)
-        self.check_support()
         self._require_ready()
-        self.check_model_source()
-        examples = prepare_examples(self.spec)
+        examples = self.validate()
         plan = self.backend.plan(self.spec, examples)
         prepare_output_dir(out, overwrite, protect=self._protected_paths())
         started = time.monotonic()
@@ -235,8 +230,9 @@ class Run:
             if isinstance(exc, TunebridgeError) and not isinstance(exc, RunFailed):
                 raise RunFailed(str(exc), str(out)) from exc
             raise RunFailed(f"training on {self.backend.name!r} failed: {type(exc).__name__}: {exc}", str(out)) from exc
+        warnings = [*examples.report.get("warnings", []), *run_warnings(self.spec, reporter.records)]
         record = self._record(
-            "completed", started, examples,
+            "completed", started, examples, warnings=warnings,
             native_config=redact(output.native_config), metrics=output.metrics, model_format=output.model_format,
             global_step=output.global_step, unhonoured=plan.unhonoured, model_dir="model",
             base_model=str(job.model_path),
@@ -247,5 +243,5 @@ class Run:
             backend=self.backend.name, output_dir=out, model_dir=job.model_dir, metrics=output.metrics,
             log_history=reporter.records, native_config=record["native_config"], versions=record["versions"],
             model_format=output.model_format, wall_time_s=record["wall_time_s"], data=record["data"],
-            unhonoured=plan.unhonoured, base_model=str(job.model_path),
+            unhonoured=plan.unhonoured, base_model=str(job.model_path), warnings=warnings,
         )

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from .errors import SpecError
 
@@ -44,11 +55,14 @@ class DataSpec(_Strict):
     """The training data and how each row becomes a training example."""
 
     path: str = Field(..., description="A .jsonl/.json/.csv/.parquet file or a folder saved by `datasets`.")
-    template: Literal["instruction", "prompt-completion", "chat"] | None = Field(
-        None, description="A named template; or give `prompt` + `completion`, or `text`, as format strings."
+    template: Literal["instruction", "prompt-completion", "chat", "preference", "prompt"] | None = Field(
+        None, description="A named template (see docs/data.md); or format strings in prompt/completion/chosen/"
+        "rejected/text. Default per task: sft prompt-completion, reward preference, rl prompt."
     )
     prompt: str | None = Field(None, description="Format string for the prompt, e.g. 'Q: {question}\\nA: '.")
-    completion: str | None = Field(None, description="Format string for the completion, e.g. '{answer}'.")
+    completion: str | None = Field(None, description="Format string for the completion (sft), e.g. '{answer}'.")
+    chosen: str | None = Field(None, description="Format string for the preferred answer (reward).")
+    rejected: str | None = Field(None, description="Format string for the rejected answer (reward).")
     text: str | None = Field(None, description="Format string for plain causal-LM text (loss on all of it).")
     columns: dict[str, str] = Field(
         default_factory=dict, description="Template placeholder -> dataset column, e.g. {instruction: question}."
@@ -59,26 +73,45 @@ class DataSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_template(self) -> DataSpec:
-        inline_pc = self.prompt is not None or self.completion is not None
-        chosen = [name for name, on in (("template", self.template), ("prompt/completion", inline_pc),
-                                        ("text", self.text is not None)) if on]
-        if len(chosen) > 1:
-            raise ValueError("give only one of `template`, `prompt`+`completion` or `text` "
-                             f"(got {' and '.join(chosen)})")
-        if inline_pc and (self.prompt is None or self.completion is None):
-            raise ValueError("`prompt` and `completion` go together; for plain text use `text`")
+        strings = [n for n in ("prompt", "completion", "chosen", "rejected") if getattr(self, n) is not None]
+        answers = [n for n in strings if n != "prompt"]
+        if self.text is not None and (self.template or strings):
+            raise ValueError("`text` stands alone: drop `template` and the prompt/completion/chosen/rejected strings")
+        if self.template and strings and not (self.template == "instruction" and set(answers) == set(strings)
+                                              and set(answers) == {"chosen", "rejected"}):
+            raise ValueError(f"give either `template` or format strings ({', '.join(strings)}), not both "
+                             "(only `template: instruction` combines with `chosen` + `rejected`)")
+        if "completion" in answers and ({"chosen", "rejected"} & set(answers)):
+            raise ValueError("`completion` (sft) and `chosen`/`rejected` (reward) do not go together")
+        if ("chosen" in answers) != ("rejected" in answers):
+            raise ValueError("`chosen` and `rejected` go together")
         return self
 
     @property
     def template_kind(self) -> str:
-        """Which renderer applies: a named template, 'inline' or 'text'."""
+        """Which renderer applies: a named template, 'inline', 'inline-preference', 'inline-prompt' or 'text'.
+
+        Without any template or format string this is '' and the task picks its default (see Spec).
+        """
         if self.template:
             return self.template
         if self.text is not None:
             return "text"
-        if self.prompt is not None:
+        if self.chosen is not None:
+            return "inline-preference"
+        if self.completion is not None:
             return "inline"
-        return "prompt-completion"
+        if self.prompt is not None:
+            return "inline-prompt"
+        return ""
+
+
+# Which data templates each task can use, and its default when the data block names none.
+TASK_TEMPLATES = {
+    "sft": ("prompt-completion", {"instruction", "prompt-completion", "chat", "inline", "text"}),
+    "reward": ("preference", {"preference", "inline-preference", "instruction"}),
+    "rl": ("prompt", {"prompt", "inline-prompt", "instruction"}),
+}
 
 
 class TrainingSpec(_Strict):
@@ -122,6 +155,87 @@ class SFTOptions(_Strict):
     completion_only_loss: bool = Field(True, description="Loss on the completion only, not the prompt.")
 
 
+class RewardOptions(_Strict):
+    """Options of the reward task."""
+
+    over_length: Literal["drop", "truncate"] = Field(
+        "drop", description="Pairs longer than training.max_length: drop them (counted and reported) or truncate "
+        "the answers to fit."
+    )
+
+
+class RewardSource(_Strict):
+    """One reward: an importable function or a reward model folder, with a weight."""
+
+    function: str | SkipJsonSchema[Callable[..., Any]] | None = Field(
+        None, description="'pkg.module:function' with the signature reward(prompts, completions, **columns) -> "
+        "list[float]; in Python a callable works too. Modules next to the spec file are found."
+    )
+    model: str | None = Field(None, description="A sequence-classification reward model folder (num_labels=1).")
+    weight: float = Field(1.0, description="Weight of this reward in the sum.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str) or callable(value):
+            return {"function": value}
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RewardSource:
+        if (self.function is None) == (self.model is None):
+            raise ValueError("give exactly one of `function` or `model`")
+        if isinstance(self.function, str) and ":" not in self.function:
+            raise ValueError(f"function {self.function!r} must look like 'pkg.module:function'")
+        return self
+
+    @field_serializer("function")
+    def _function_name(self, value: Any) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        return f"{getattr(value, '__module__', '?')}:{getattr(value, '__qualname__', repr(value))}"
+
+    @property
+    def name(self) -> str:
+        """A short name for metrics: the function's name or the model folder's name."""
+        if self.model:
+            return Path(self.model).name or self.model
+        if isinstance(self.function, str):
+            return self.function.rsplit(":", 1)[-1]
+        return getattr(self.function, "__name__", "reward")
+
+
+class GenerationOptions(_Strict):
+    """How completions are sampled during RL."""
+
+    max_new_tokens: int = Field(32, ge=1)
+    num_generations: int = Field(4, ge=2, description="Completions per prompt (the group whose rewards are compared).")
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+
+
+class RLOptions(_Strict):
+    """Options of the rl task."""
+
+    algorithm: Literal["auto", "grpo", "rloo", "ppo", "ilql"] = Field(
+        "auto", description="auto picks the backend's default (TRL: grpo)."
+    )
+    reward: list[RewardSource] = Field(
+        default_factory=list, description="'pkg.module:function', {model: PATH}, or a list of {function|model, weight}."
+    )
+    generation: GenerationOptions = Field(default_factory=GenerationOptions)
+    kl_coef: float | None = Field(
+        None, ge=0, description="KL penalty towards the starting model (None: the backend's default)."
+    )
+
+    @field_validator("reward", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        if isinstance(value, str | dict) or callable(value):
+            return [value]
+        return value
+
+
 class Spec(_Strict):
     """A whole training job: task, model, data, hyperparameters, backend."""
 
@@ -131,6 +245,8 @@ class Spec(_Strict):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     lora: LoraSpec | None = None
     sft: SFTOptions = Field(default_factory=SFTOptions)
+    reward: RewardOptions = Field(default_factory=RewardOptions)
+    rl: RLOptions = Field(default_factory=RLOptions)
     backend: str = Field("trl", description="Backend name; the CLI's --backend overrides it.")
     backend_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-backend native settings, passed through and shown by plan()."
@@ -139,6 +255,30 @@ class Spec(_Strict):
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _fits_the_task(self) -> Spec:
+        default, allowed = TASK_TEMPLATES[self.task]
+        kind = self.data.template_kind or default
+        if kind not in allowed:
+            names = {"inline": "prompt + completion", "inline-preference": "prompt/chosen/rejected strings",
+                     "inline-prompt": "a prompt string alone", "text": "text"}
+            raise ValueError(f"data: task {self.task!r} cannot use {names.get(kind, 'template ' + repr(kind))}; "
+                             f"it takes: {', '.join(sorted(names.get(k, k) for k in allowed))}")
+        if self.task == "reward" and kind == "instruction" and self.data.chosen is None:
+            raise ValueError("data: task 'reward' with template instruction needs `chosen` and `rejected` strings")
+        for block, task, default in (("sft", "sft", SFTOptions()), ("reward", "reward", RewardOptions()),
+                                     ("rl", "rl", RLOptions())):
+            if self.task != task and getattr(self, block) != default:
+                raise ValueError(f"{block}: this block is for task {task!r}, the spec's task is {self.task!r}")
+        if self.task == "rl" and not self.rl.reward and self.rl.algorithm != "ilql":
+            raise ValueError("rl.reward: task 'rl' needs a reward ('pkg.module:function' or {model: PATH})")
+        return self
+
+    @property
+    def data_kind(self) -> str:
+        """The template kind in effect, after the task's default."""
+        return self.data.template_kind or TASK_TEMPLATES[self.task][0]
 
     @property
     def source(self) -> str | None:
@@ -201,6 +341,9 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
             msg = "required"
         else:
             msg = err["msg"].removeprefix("Value error, ")
+            head, sep, rest = msg.partition(": ")
+            if not loc and sep and head.replace(".", "").replace("_", "").isalnum():
+                path, msg = head, rest  # a whole-spec check that names its field
         problems.append((path, msg))
     return problems
 

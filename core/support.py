@@ -18,12 +18,15 @@ Feature = tuple[str, Callable[[Capabilities], bool]]
 def requested_features(spec: Spec) -> list[Feature]:
     """The features ``spec`` needs, each with a test on a backend's capabilities."""
     features: list[Feature] = [(f"task {spec.task!r}", lambda c: spec.task in c.tasks)]
+    if spec.task == "rl" and spec.rl.algorithm != "auto":
+        algorithm = spec.rl.algorithm
+        features.append((f"rl.algorithm {algorithm!r}", lambda c: algorithm in c.algorithms.get("rl", ())))
     if spec.lora is not None:
         features.append(("LoRA adapters (lora:)", lambda c: c.peft))
     if spec.task == "sft":
         if spec.sft.packing:
             features.append(("packing (sft.packing: true)", lambda c: c.packing))
-        if spec.data.template_kind == "text":
+        if spec.data_kind == "text":
             features.append(("plain-text causal LM data (data.text)", lambda c: c.plain_text))
         elif spec.sft.completion_only_loss:
             features.append(("completion-only loss (sft.completion_only_loss: true)",
@@ -57,6 +60,6 @@ def check_support(spec: Spec, backend: Backend, registry: Registry | None = None
             for name, item in sorted(registry.backends.items()):
                 if name == backend.name or not supported(item.backend.capabilities):
                     continue
-                if item.backend.check().kind != "not-implemented":
-                    others.append(name)
+                not_yet = item.backend.check().kind == "not-implemented"
+                others.append(f"{name} (not implemented yet)" if not_yet else name)
         raise UnsupportedFeature(backend.name, label, others)

@@ -20,32 +20,42 @@ class RowProblem(ValueError):
 
 @dataclass(frozen=True)
 class Template:
-    """A resolved template: format strings plus which placeholders may be empty or absent."""
+    """A resolved template: format strings plus which placeholders may be empty or absent.
 
-    kind: str  # "prompt_completion" or "text" or "chat"
+    ``kind`` is what a rendered example holds: "prompt_completion", "text", "chat" (messages, before the
+    tokenizer renders them), "preference" (prompt, chosen, rejected) or "prompt_only" (prompt + raw columns).
+    """
+
+    kind: str
     prompt: str | None = None
     completion: str | None = None
     text: str | None = None
+    chosen: str | None = None
+    rejected: str | None = None
     optional: frozenset[str] = frozenset()
     columns: dict[str, str] | None = None
 
     def describe(self) -> dict[str, Any]:
         """A plain-data description for run.json and the model card."""
-        return {k: v for k, v in {"kind": self.kind, "prompt": self.prompt, "completion": self.completion,
-                                  "text": self.text, "columns": self.columns or None}.items() if v}
+        fields = {"kind": self.kind, "prompt": self.prompt, "completion": self.completion, "text": self.text,
+                  "chosen": self.chosen, "rejected": self.rejected, "columns": self.columns or None}
+        return {k: v for k, v in fields.items() if v}
 
     def placeholders(self) -> list[str]:
         """Placeholder names used by the format strings."""
         names: list[str] = []
-        for fmt in (self.prompt, self.completion, self.text):
+        for fmt in (self.prompt, self.completion, self.text, self.chosen, self.rejected):
             if fmt:
                 names += [f for _, f, _, _ in string.Formatter().parse(fmt) if f and f not in names]
         return names
 
 
-def resolve_template(data: DataSpec) -> Template:
-    """Turn the spec's data block into a Template; a ``columns`` key no placeholder uses is a SpecError."""
-    template = _build_template(data)
+def resolve_template(data: DataSpec, kind: str, task: str = "sft") -> Template:
+    """Turn the spec's data block into a Template (``kind``: Spec.data_kind).
+
+    A ``columns`` key that no placeholder uses is a SpecError.
+    """
+    template = _build_template(data, kind, task)
     used = set(template.placeholders()) | ({"messages"} if template.kind == "chat" else set())
     unused = sorted(set(data.columns) - used)
     if unused:
@@ -54,13 +64,18 @@ def resolve_template(data: DataSpec) -> Template:
     return template
 
 
-def _build_template(data: DataSpec) -> Template:
+def _build_template(data: DataSpec, kind: str, task: str) -> Template:
     cols = dict(data.columns)
-    kind = data.template_kind
+    # The Context block is dropped when the context is empty (see render_row).
+    no_context = frozenset() if "context" in cols else frozenset({"context"})
+    if kind == "instruction" and task == "rl":
+        return Template("prompt_only", INSTRUCTION_PROMPT, optional=no_context, columns=cols)
+    if kind == "instruction" and data.chosen is not None:
+        return Template("preference", INSTRUCTION_PROMPT, chosen=data.chosen, rejected=data.rejected,
+                        optional=no_context, columns=cols)
     if kind == "instruction":
-        # The Context block is dropped when the context is empty (see render_row).
-        optional = frozenset() if "context" in cols else frozenset({"context"})
-        return Template("prompt_completion", INSTRUCTION_PROMPT, "{response}", optional=optional, columns=cols)
+        completion = "{response}"
+        return Template("prompt_completion", INSTRUCTION_PROMPT, completion, optional=no_context, columns=cols)
     if kind == "prompt-completion":
         return Template("prompt_completion", "{prompt}", "{completion}", columns=cols)
     if kind == "inline":
@@ -69,6 +84,13 @@ def _build_template(data: DataSpec) -> Template:
         return Template("text", text=data.text, columns=cols)
     if kind == "chat":
         return Template("chat", columns={"messages": cols.get("messages", data.messages)})
+    if kind == "preference":  # a missing prompt column means the prompt is inside chosen/rejected
+        return Template("preference", "{prompt}", chosen="{chosen}", rejected="{rejected}",
+                        optional=frozenset({"prompt"}), columns=cols)
+    if kind == "inline-preference":
+        return Template("preference", data.prompt or "", chosen=data.chosen, rejected=data.rejected, columns=cols)
+    if kind in ("prompt", "inline-prompt"):
+        return Template("prompt_only", data.prompt if kind == "inline-prompt" else "{prompt}", columns=cols)
     raise ValueError(f"unknown template kind {kind!r}")
 
 
@@ -96,25 +118,44 @@ def _format(fmt: str, row: dict[str, Any], template: Template) -> str:
     return fmt.format_map(values)
 
 
-def render_row(row: dict[str, Any], template: Template, chat: Callable[[list, bool], str] | None = None) -> dict:
-    """Render one row into ``{"prompt", "completion"}`` or ``{"text"}``. Raises RowProblem."""
-    if template.kind == "text":
-        text = _format(template.text or "", row, template)
-        if not text.strip():
-            raise RowProblem("rendered text is empty")
-        return {"text": text}
-    if template.kind == "chat":
-        return _render_chat(row, template, chat)
+def _required(fmt: str | None, row: dict[str, Any], template: Template, label: str) -> str:
+    """Render a part that must not come out empty (a completion, an answer, a prompt for RL)."""
+    value = _format(fmt or "", row, template)
+    if not value.strip():
+        names = [f for _, f, _, _ in string.Formatter().parse(fmt or "") if f]
+        source = ", ".join(repr((template.columns or {}).get(n, n)) for n in names)
+        raise RowProblem(f"{label} is empty (from {source or 'the ' + label + ' template'})")
+    return value
+
+
+def _prompt(row: dict[str, Any], template: Template) -> str:
     prompt_fmt = template.prompt or ""
     if prompt_fmt == INSTRUCTION_PROMPT and not _value(row, "context", template).strip():
         prompt_fmt = INSTRUCTION_PROMPT_NO_CONTEXT
-    prompt = _format(prompt_fmt, row, template)
-    completion = _format(template.completion or "", row, template)
-    if not completion.strip():
-        field = ", ".join(repr((template.columns or {}).get(n, n)) for n in
-                          [f for _, f, _, _ in string.Formatter().parse(template.completion or "") if f])
-        raise RowProblem(f"completion is empty (from {field or 'the completion template'})")
-    return {"prompt": prompt, "completion": completion}
+    return _format(prompt_fmt, row, template)
+
+
+def render_row(row: dict[str, Any], template: Template, chat: Callable[[list, bool], str] | None = None) -> dict:
+    """Render one row into the example its template kind holds (see Template). Raises RowProblem."""
+    if template.kind == "text":
+        return {"text": _required(template.text, row, template, "rendered text")}
+    if template.kind == "chat":
+        return _render_chat(row, template, chat)
+    if template.kind == "preference":
+        chosen = _required(template.chosen, row, template, "chosen answer")
+        rejected = _required(template.rejected, row, template, "rejected answer")
+        if chosen == rejected:
+            raise RowProblem("chosen and rejected answers are identical")
+        return {"prompt": _prompt(row, template), "chosen": chosen, "rejected": rejected}
+    if template.kind == "prompt_only":
+        prompt = _prompt(row, template)
+        if not prompt.strip():
+            raise RowProblem("prompt is empty")
+        # The other columns travel with the prompt: reward functions receive them as keyword lists.
+        extras = {k: v for k, v in row.items() if k not in ("prompt", "completion", "completions")}
+        return {"prompt": prompt, **extras}
+    completion = _required(template.completion, row, template, "completion")
+    return {"prompt": _prompt(row, template), "completion": completion}
 
 
 def check_messages(messages: Any, column: str) -> list[dict[str, str]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tunebridge.backends.trl.config import lora_kwargs, native_sft_config, sft_config_kwargs
+from tunebridge.backends.trl.config import lora_kwargs, native_config, sft_config_kwargs
 from tunebridge.examples import Examples
 from tunebridge.spec import parse_spec
 
@@ -61,7 +61,7 @@ def test_lora_mapping():
 def test_backend_options_pass_through_and_core_owned_keys_are_reported():
     s = spec(backend_options={"trl": {"optim": "adafactor", "seed": 1, "train_sampling_strategy": "random"}})
     examples = Examples("prompt_completion", [{"prompt": "p", "completion": "c"}], [{"prompt": "p", "completion": "c"}])
-    native, unhonoured, notes = native_sft_config(s, examples, Path("w"))
+    native, unhonoured, notes = native_config(s, examples, Path("w"))
     assert native["SFTConfig"]["optim"] == "adafactor"
     assert native["SFTConfig"]["seed"] == 42 and native["SFTConfig"]["train_sampling_strategy"] == "sequential"
     assert any("backend_options.trl.seed" in u for u in unhonoured)
@@ -76,7 +76,7 @@ def test_trl_accepts_every_mapped_config(tmp_path):
 
     for extra in ({}, {"training": {"precision": "bf16", "warmup_ratio": 0.2, "save_steps": 2, "eval_steps": 2}},
                   {"sft": {"packing": True}}, {"data": {"path": "d", "text": "{a}"}}):
-        native, _, _ = native_sft_config(spec(**extra), None, tmp_path)
+        native, _, _ = native_config(spec(**extra), None, tmp_path)
         config = SFTConfig(**native["SFTConfig"])
         assert config.gradient_checkpointing is False and config.activation_checkpointing is False
         assert config.report_to == [] and config.bf16 == (extra.get("training", {}).get("precision") == "bf16")
@@ -86,5 +86,5 @@ def test_trl_accepts_every_mapped_config(tmp_path):
 def test_plan_notes_never_show_a_secret():
     secret = "hf_" + "b" * 30
     s = spec(backend_options={"trl": {"hub_token": secret, "push_to_hub": False}})
-    native, _, notes = native_sft_config(s, None, Path("w"))
+    native, _, notes = native_config(s, None, Path("w"))
     assert secret not in " ".join(notes) and any("hub_token='***'" in n for n in notes)

@@ -19,12 +19,12 @@ class TRLBackend(Backend):
     """Hugging Face TRL 1.16 on transformers 5.x."""
 
     name = "trl"
-    description = "Hugging Face TRL (SFTTrainer) on transformers 5.x"
+    description = "Hugging Face TRL: SFTTrainer, RewardTrainer, GRPOTrainer, RLOOTrainer on transformers 5.x"
     install_hint = "pip install torch==2.13.0 && pip install 'tunebridge[trl]'"
     packages: ClassVar[tuple[str, ...]] = ("trl", "peft", "accelerate", "datasets")
     capabilities = Capabilities(
-        tasks=frozenset({"sft"}),
-        algorithms={"sft": ("sft",)},
+        tasks=frozenset({"sft", "reward", "rl"}),
+        algorithms={"sft": ("sft",), "reward": ("reward",), "rl": ("grpo", "rloo")},
         peft=True,
         packing=True,
         completion_only_loss=True,
@@ -46,24 +46,35 @@ class TRLBackend(Backend):
             return BackendStatus("broken", f"needs trl 1.x, found {found['trl']}", found)
         return BackendStatus("ready", "", found)
 
+    def check_spec(self, spec: Spec) -> None:
+        """GRPO/RLOO batches count completions: they must split into groups of num_generations."""
+        from tunebridge.errors import SpecError
+
+        from .config import generation_batch_problem
+
+        if spec.task == "rl":
+            problem = generation_batch_problem(spec)
+            if problem:
+                raise SpecError([("rl.generation.num_generations", problem)], spec.source)
+
     def plan(self, spec: Spec, examples: Examples | None = None) -> Plan:
-        """The SFTConfig and trainer arguments this backend would use."""
+        """The TRL config and trainer arguments this backend would use."""
         from pathlib import Path
 
-        from .config import native_sft_config
+        from .config import native_config
 
-        native, unhonoured, notes = native_sft_config(spec, examples, Path("<output>") / "work", _has_cuda())
+        native, unhonoured, notes = native_config(spec, examples, Path("<output>") / "work", _has_cuda())
         return Plan(self.name, native, unhonoured, notes)
 
     def train(self, job: TrainingJob) -> BackendOutput:
-        """Train with trl.SFTTrainer and save the model to ``job.model_dir``."""
-        from .sft import train_sft
+        """Train with the TRL trainer for the task and save the model to ``job.model_dir``."""
+        from .runner import train
 
-        return train_sft(job, cuda=_has_cuda())
+        return train(job, cuda=_has_cuda())
 
     def first_batch(self, job: TrainingJob) -> dict[str, list[list[int]]]:
-        """The first batch SFTTrainer would train on."""
-        from .sft import first_batch
+        """The first batch the SFT trainer would train on."""
+        from .runner import first_batch
 
         return first_batch(job, cuda=_has_cuda())
 

@@ -10,11 +10,22 @@ from tunebridge.redact import redact
 from tunebridge.spec import Spec
 
 # Settings the user may not override through backend_options.trl: the core decides them for parity.
-CORE_OWNED = ("train_sampling_strategy", "seed", "data_seed", "output_dir", "report_to")
+CORE_OWNED = ("train_sampling_strategy", "shuffle_dataset", "seed", "data_seed", "output_dir", "report_to")
+TRAINERS = {"sft": ("trl.SFTTrainer", "SFTConfig"), "reward": ("trl.RewardTrainer", "RewardConfig"),
+            "grpo": ("trl.GRPOTrainer", "GRPOConfig"), "rloo": ("trl.RLOOTrainer", "RLOOConfig")}
+# TRL's own defaults for the KL coefficient (beta), used when the spec leaves rl.kl_coef unset.
+DEFAULT_KL = {"grpo": 0.0, "rloo": 0.05}
 
 
-def sft_config_kwargs(spec: Spec, work_dir: Path, has_eval: bool, cuda: bool = False) -> dict[str, Any]:
-    """Keyword arguments for ``trl.SFTConfig`` that carry out ``spec``."""
+def algorithm_of(spec: Spec) -> str:
+    """The TRL trainer a spec runs: sft, reward, grpo or rloo."""
+    if spec.task == "rl":
+        return "grpo" if spec.rl.algorithm == "auto" else spec.rl.algorithm
+    return spec.task
+
+
+def common_kwargs(spec: Spec, work_dir: Path, has_eval: bool, cuda: bool = False) -> dict[str, Any]:
+    """TrainingArguments-level keyword arguments shared by every TRL trainer."""
     t = spec.training
     kw: dict[str, Any] = {
         "output_dir": str(work_dir / "checkpoints"),
@@ -24,8 +35,6 @@ def sft_config_kwargs(spec: Spec, work_dir: Path, has_eval: bool, cuda: bool = F
         "per_device_train_batch_size": t.batch_size,
         "per_device_eval_batch_size": t.batch_size,
         "gradient_accumulation_steps": t.gradient_accumulation,
-        "max_length": t.max_length,
-        "truncation_mode": "keep_start",
         "seed": t.seed,
         "data_seed": t.seed,
         # The core has already put the examples in the order every backend must read them.
@@ -46,15 +55,47 @@ def sft_config_kwargs(spec: Spec, work_dir: Path, has_eval: bool, cuda: bool = F
         "dataloader_num_workers": 0,
         "report_to": "none",
         "disable_tqdm": True,
-        "packing": spec.sft.packing,
-        "dataset_text_field": "text",
     }
     if t.save_steps:
         kw["save_steps"] = t.save_steps
     if has_eval and t.eval_steps:
         kw["eval_steps"] = t.eval_steps
-    if spec.data.template_kind != "text":
+    return kw
+
+
+def sft_config_kwargs(spec: Spec, work_dir: Path, has_eval: bool, cuda: bool = False) -> dict[str, Any]:
+    """Keyword arguments for ``trl.SFTConfig`` that carry out ``spec``."""
+    kw = common_kwargs(spec, work_dir, has_eval, cuda)
+    kw.update({"max_length": spec.training.max_length, "truncation_mode": "keep_start",
+               "packing": spec.sft.packing, "dataset_text_field": "text"})
+    if spec.data_kind != "text":
         kw["completion_only_loss"] = spec.sft.completion_only_loss
+    return kw
+
+
+def reward_config_kwargs(spec: Spec, work_dir: Path, has_eval: bool, cuda: bool = False) -> dict[str, Any]:
+    """Keyword arguments for ``trl.RewardConfig``. Over-long pairs were already dropped or cut by the core."""
+    kw = common_kwargs(spec, work_dir, has_eval, cuda)
+    kw["max_length"] = spec.training.max_length
+    return kw
+
+
+def rl_config_kwargs(spec: Spec, work_dir: Path, cuda: bool = False) -> dict[str, Any]:
+    """Keyword arguments for ``trl.GRPOConfig`` / ``trl.RLOOConfig``."""
+    algorithm = algorithm_of(spec)
+    g = spec.rl.generation
+    kw = common_kwargs(spec, work_dir, has_eval=False, cuda=cuda)
+    kw.pop("train_sampling_strategy")  # GRPO/RLOO use their own grouped sampler ...
+    kw.update({
+        "shuffle_dataset": False,  # ... told not to shuffle: the core has ordered the prompts
+        "num_generations": g.num_generations,
+        "max_completion_length": g.max_new_tokens,
+        "temperature": g.temperature,
+        "top_p": g.top_p,
+        "beta": spec.rl.kl_coef if spec.rl.kl_coef is not None else DEFAULT_KL[algorithm],
+    })
+    if len(spec.rl.reward) > 1:
+        kw["reward_weights"] = [source.weight for source in spec.rl.reward]
     return kw
 
 
@@ -67,15 +108,33 @@ def lora_kwargs(spec: Spec) -> dict[str, Any] | None:
         "lora_alpha": spec.lora.alpha,
         "lora_dropout": spec.lora.dropout,
         "target_modules": spec.lora.target_modules,  # None: peft's default for the model type
-        "task_type": "CAUSAL_LM",
+        "task_type": "SEQ_CLS" if spec.task == "reward" else "CAUSAL_LM",
     }
 
 
-def native_sft_config(spec: Spec, examples: Examples | None, work_dir: Path,
-                      cuda: bool = False) -> tuple[dict[str, Any], list[str], list[str]]:
-    """The whole native config (SFTConfig + trainer arguments), settings not honoured, and notes."""
+def generation_batch_problem(spec: Spec) -> str | None:
+    """Why GRPO/RLOO cannot split the batch into groups of num_generations completions, or None."""
+    per_step = spec.training.batch_size * spec.training.gradient_accumulation
+    n = spec.rl.generation.num_generations
+    if per_step % n == 0:
+        return None
+    return (f"rl.generation.num_generations={n} must divide training.batch_size x training.gradient_accumulation"
+            f" = {per_step}: in GRPO/RLOO the batch counts completions, not prompts, and each prompt gets "
+            f"{n} of them (e.g. batch_size {n * max(1, per_step // n)} = {max(1, per_step // n)} prompt(s) x {n})")
+
+
+def native_config(spec: Spec, examples: Examples | None, work_dir: Path,
+                  cuda: bool = False) -> tuple[dict[str, Any], list[str], list[str]]:
+    """The whole native config (trainer + config + trainer arguments), settings not honoured, and notes."""
     has_eval = bool(examples and examples.eval)
-    config = sft_config_kwargs(spec, work_dir, has_eval, cuda)
+    algorithm = algorithm_of(spec)
+    trainer, config_name = TRAINERS[algorithm]
+    if algorithm == "sft":
+        config = sft_config_kwargs(spec, work_dir, has_eval, cuda)
+    elif algorithm == "reward":
+        config = reward_config_kwargs(spec, work_dir, has_eval, cuda)
+    else:
+        config = rl_config_kwargs(spec, work_dir, cuda)
     unhonoured: list[str] = []
     notes: list[str] = []
     overrides = dict(spec.backend_options.get("trl", {}))
@@ -86,16 +145,26 @@ def native_sft_config(spec: Spec, examples: Examples | None, work_dir: Path,
     for key, value in redact(overrides).items():
         notes.append(f"backend_options.trl.{key}={value!r} overrides {config.get(key, '(TRL default)')!r}")
     config.update(overrides)
-    if spec.sft.packing and spec.data.template_kind != "text" and spec.sft.completion_only_loss:
+    if spec.task == "sft" and spec.sft.packing and spec.data_kind != "text" and spec.sft.completion_only_loss:
         notes.append("packing with completion-only loss: TRL packs the completion masks along with the tokens")
     if spec.training.precision == "bf16" and not cuda:
         notes.append("bf16 on CPU runs as autocast (use_cpu=True); parameters stay float32")
+    if spec.task == "rl":
+        if has_eval:
+            unhonoured.append("data.eval_fraction: TRL's GRPO/RLOO here do not evaluate; the held-out prompts are unused")
+        notes.append(f"training.max_length is not applied to {algorithm.upper()} prompts (TRL has no prompt limit); "
+                     "completions are capped by rl.generation.max_new_tokens")
+        if spec.rl.kl_coef is None:
+            notes.append(f"rl.kl_coef unset: TRL's default beta={DEFAULT_KL[algorithm]} for {algorithm}")
     native = {
-        "trainer": "trl.SFTTrainer",
-        "SFTConfig": config,
+        "trainer": trainer,
+        config_name: config,
         "peft.LoraConfig": lora_kwargs(spec),
         "dataset_columns": examples.columns if examples else None,
-        "eos": "appended to each completion/text by TRL",
-        "evaluate_at_end": has_eval,
+        "eos": "appended by TRL" if spec.task != "rl" else "generation stops at EOS",
+        "evaluate_at_end": has_eval and spec.task != "rl",
     }
+    if spec.task == "rl":
+        native["reward_funcs"] = [source.model or source.model_dump(mode="json")["function"]
+                                  for source in spec.rl.reward]
     return native, unhonoured, notes

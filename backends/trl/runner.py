@@ -1,0 +1,156 @@
+"""Running a TRL trainer for a TrainingJob: one path for SFT, reward modelling, GRPO and RLOO.
+
+Imported only when a TRL run starts (it imports torch, transformers, datasets and trl).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+from datasets.utils.logging import disable_progress_bar as disable_datasets_progress
+from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
+from transformers.utils import logging as hf_logging
+
+from tunebridge.backend import BackendOutput, TrainingJob
+from tunebridge.hf_compat import make_tokenizer_portable
+
+from .config import algorithm_of, lora_kwargs, native_config
+
+SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss")
+DROPPED_KEYS = ("total_flos",)
+# TRL metric names -> tunebridge's neutral names (the rest pass through unchanged).
+RENAMES = {"reward": "reward_mean", "eval_reward": "eval_reward_mean"}
+
+
+class _ReportToTunebridge(TrainerCallback):
+    """Forwards every log event to the run's reporter, in the neutral metric names."""
+
+    def __init__(self, job: TrainingJob):
+        self.job = job
+        self.summary: dict[str, Any] = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.job.reporter.set_total_steps(state.max_steps)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = {RENAMES.get(k, k): v for k, v in (logs or {}).items()}
+        if any(k in logs for k in SUMMARY_KEYS):
+            self.summary.update({k: v for k, v in logs.items() if k not in DROPPED_KEYS})
+            return
+        self.job.reporter.log(state.global_step, logs)
+
+
+def _quiet_libraries() -> None:
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    hf_logging.disable_progress_bar()  # the run's own progress line replaces the libraries' bars
+    disable_datasets_progress()
+
+
+def build_trainer(job: TrainingJob, cuda: bool = False) -> tuple[Any, dict[str, Any], _ReportToTunebridge]:
+    """The TRL trainer for the job's task, the native config it runs, and the reporting callback."""
+    _quiet_libraries()
+    algorithm = algorithm_of(job.spec)
+    native, _, _ = native_config(job.spec, job.examples, job.work_dir, cuda)
+    tokenizer = AutoTokenizer.from_pretrained(str(job.tokenizer_path))
+    peft_config = None
+    lora = lora_kwargs(job.spec)
+    if lora is not None:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(**lora)
+    callback = _ReportToTunebridge(job)
+    train = Dataset.from_list(job.examples.train)
+    held_out = Dataset.from_list(job.examples.eval) if job.examples.eval and job.spec.task != "rl" else None
+    common = {"model": str(job.model_path), "train_dataset": train, "processing_class": tokenizer,
+              "peft_config": peft_config, "callbacks": [callback]}
+    if algorithm in ("sft", "reward"):
+        common["eval_dataset"] = held_out
+    if algorithm == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        trainer = SFTTrainer(args=SFTConfig(**native["SFTConfig"]), **common)
+    elif algorithm == "reward":
+        from trl import RewardConfig, RewardTrainer
+
+        trainer = RewardTrainer(args=RewardConfig(**native["RewardConfig"]), **common)
+    else:
+        from .rewards import trl_reward_funcs
+
+        reward_funcs = trl_reward_funcs(job.spec)
+        if algorithm == "grpo":
+            from trl import GRPOConfig, GRPOTrainer
+
+            trainer = GRPOTrainer(args=GRPOConfig(**native["GRPOConfig"]), reward_funcs=reward_funcs, **common)
+        else:
+            from trl import RLOOConfig, RLOOTrainer
+
+            trainer = RLOOTrainer(args=RLOOConfig(**native["RLOOConfig"]), reward_funcs=reward_funcs, **common)
+    trainer.remove_callback(PrinterCallback)  # the reporter shows progress instead of printed dicts
+    config_key = next(k for k in native if k.endswith("Config") and k != "peft.LoraConfig")
+    native[config_key] = {**native[config_key], "output_dir": "<output>/work/checkpoints"}
+    return trainer, native, callback
+
+
+def first_batch(job: TrainingJob, cuda: bool = False) -> dict[str, list[list[int]]]:
+    """The first batch the trainer would train on: input_ids and labels as lists (SFT)."""
+    trainer, _, _ = build_trainer(job, cuda)
+    batch = next(iter(trainer.get_train_dataloader()))
+    return {"input_ids": batch["input_ids"].tolist(), "labels": batch["labels"].tolist()}
+
+
+def train(job: TrainingJob, cuda: bool = False) -> BackendOutput:
+    """Train, evaluate on the held-out split if any, save model + tokenizer to job.model_dir."""
+    trainer, native, callback = build_trainer(job, cuda)
+    dropped_by_trl = len(job.examples.train) - len(trainer.train_dataset)
+    trainer.train()
+    metrics: dict[str, Any] = dict(callback.summary)
+    if dropped_by_trl > 0:
+        metrics["examples_dropped_by_backend"] = dropped_by_trl
+    if job.examples.eval and job.spec.task != "rl":
+        final = [r for r in job.reporter.records if "eval_loss" in r and r["step"] == trainer.state.global_step]
+        eval_metrics = final[-1] if final else trainer.evaluate()  # evaluate() logs through the callback
+        metrics.update({RENAMES.get(k, k): v for k, v in eval_metrics.items() if k.startswith("eval_")})
+    records = [r for r in job.reporter.records if r.get("loss") is not None]
+    if records:
+        metrics["first_loss"], metrics["final_loss"] = records[0]["loss"], records[-1]["loss"]
+    for key in ("reward_mean", "accuracy"):
+        values = [r[key] for r in job.reporter.records if r.get(key) is not None]
+        if values:
+            metrics[f"first_{key}"], metrics[f"final_{key}"] = values[0], values[-1]
+    metrics["global_step"] = trainer.state.global_step
+    if any(isinstance(v, float) and not math.isfinite(v) for k, v in metrics.items() if "loss" in k):
+        raise RuntimeError(f"training produced a non-finite loss: {metrics}")
+    model_format = _save(trainer, job)
+    _remove_empty_dirs(job.work_dir)
+    return BackendOutput(metrics=metrics, native_config=native, model_format=model_format,
+                         global_step=trainer.state.global_step)
+
+
+def _save(trainer: Any, job: TrainingJob) -> str:
+    model = trainer.model
+    fmt = "full"
+    if job.spec.lora is not None:
+        if job.spec.lora.merge:
+            model = model.merge_and_unload()
+            fmt = "merged"
+        else:
+            fmt = "adapter"
+    model.save_pretrained(job.model_dir)
+    trainer.processing_class.save_pretrained(job.model_dir)
+    make_tokenizer_portable(job.model_dir)
+    return fmt
+
+
+def _remove_empty_dirs(folder: Path) -> None:
+    """Drop the scratch folder when nothing was kept in it (no checkpoints asked for)."""
+    if not folder.is_dir():
+        return
+    for sub in sorted(folder.rglob("*"), reverse=True):
+        if sub.is_dir() and not any(sub.iterdir()):
+            sub.rmdir()
+    if not any(folder.iterdir()):
+        folder.rmdir()

@@ -1,0 +1,110 @@
+"""Token-length rules, decided once in the core so every backend sees the same examples.
+
+- sft: count examples longer than max_length (the backend truncates their end) and those whose prompt
+  alone fills max_length (nothing left to learn): a warning, or an error when that is every example.
+- reward: a pair whose prompt + answer (+ EOS) is longer than max_length is dropped and counted
+  (``reward.over_length: drop``) or has its answers cut to fit (``truncate``). Nothing left is an error.
+- rl: report the longest prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import DataError
+from .examples import Examples
+from .spec import Spec
+
+
+def _count(tok: Any, texts: list[str]) -> list[int]:
+    return [len(ids) for ids in tok(texts)["input_ids"]] if texts else []
+
+
+def _warn(examples: Examples, message: str) -> None:
+    examples.report.setdefault("warnings", []).append(message)
+
+
+def apply_length_rules(examples: Examples, tok: Any, spec: Spec) -> Examples:
+    """Count, warn, drop or truncate by token length; returns the (possibly filtered) examples."""
+    max_length = spec.training.max_length
+    if examples.kind in ("prompt_completion", "text"):
+        _sft_lengths(examples, tok, max_length)
+    elif examples.kind == "preference":
+        examples.train = _fit_pairs(examples, tok, max_length, spec.reward.over_length, "train")
+        if examples.eval:
+            examples.eval = _fit_pairs(examples, tok, max_length, spec.reward.over_length, "eval")
+    elif examples.kind == "prompt_only":
+        examples.report["longest_prompt_tokens"] = max(_count(tok, [ex["prompt"] for ex in examples.train]))
+    return examples
+
+
+def _sft_lengths(examples: Examples, tok: Any, max_length: int) -> None:
+    texts = [ex.get("text") or ex["prompt"] + ex["completion"] for ex in examples.train]
+    lengths = [n + 1 for n in _count(tok, texts)]  # +1: the EOS the backend appends
+    examples.report["truncated"] = sum(n > max_length for n in lengths)
+    examples.report["longest_tokens"] = max(lengths)
+    if examples.kind != "prompt_completion":
+        return
+    prompt_lengths = _count(tok, [ex["prompt"] for ex in examples.train])
+    lost = sum(n >= max_length for n in prompt_lengths)
+    examples.report["completion_truncated_away"] = lost
+    if lost == len(examples.train):
+        raise DataError(
+            f"training.max_length={max_length} is shorter than every prompt (shortest prompt "
+            f"{min(prompt_lengths)} tokens): no completion token would be trained on; raise max_length"
+        )
+    if lost:
+        _warn(examples, f"{lost} of {len(examples.train)} training examples have a prompt of max_length="
+                        f"{max_length} tokens or more: their completion is cut off entirely, so they teach nothing "
+                        "(and a backend may drop them); raise training.max_length")
+
+
+def _truncate_answer(tok: Any, prompt: str, answer: str, budget: int) -> str | None:
+    """``answer`` cut so that prompt + answer fits in ``budget`` tokens, or None when the prompt alone does not."""
+    ids = tok(prompt + answer)["input_ids"]
+    if len(ids) <= budget:
+        return answer
+    text = tok.decode(ids[:budget])
+    if not text.startswith(prompt) or not text[len(prompt):].strip():
+        return None
+    return text[len(prompt):]
+
+
+def _fit_pairs(examples: Examples, tok: Any, max_length: int, policy: str, split: str) -> list[dict]:
+    pairs = examples.train if split == "train" else examples.eval
+    budget = max_length - 1  # room for the EOS the backend appends
+    chosen = _count(tok, [ex["prompt"] + ex["chosen"] for ex in pairs])
+    rejected = _count(tok, [ex["prompt"] + ex["rejected"] for ex in pairs])
+    kept: list[dict] = []
+    too_long = truncated = 0
+    for ex, c, r in zip(pairs, chosen, rejected, strict=True):
+        if max(c, r) <= budget:
+            kept.append(ex)
+            continue
+        if policy == "drop":
+            too_long += 1
+            continue
+        new_chosen = _truncate_answer(tok, ex["prompt"], ex["chosen"], budget)
+        new_rejected = _truncate_answer(tok, ex["prompt"], ex["rejected"], budget)
+        if new_chosen is None or new_rejected is None or new_chosen == new_rejected:
+            too_long += 1
+            continue
+        truncated += 1
+        kept.append({**ex, "chosen": new_chosen, "rejected": new_rejected})
+    report = examples.report.setdefault("dropped", {})
+    if too_long:
+        report[f"{split}_over_max_length"] = too_long
+        _warn(examples, f"{too_long} of {len(pairs)} {split} pairs are longer than training.max_length={max_length} "
+                        f"tokens and were dropped" + (" (their prompt alone does not fit)" if policy == "truncate"
+                                                      else "; set reward.over_length: truncate to keep them"))
+    if truncated:
+        examples.report[f"{split}_truncated_pairs"] = truncated
+    if split == "train" and not kept:
+        raise DataError(f"no training pair fits training.max_length={max_length} tokens "
+                        f"(shortest pair {min(max(c, r) for c, r in zip(chosen, rejected, strict=True)) + 1} tokens); "
+                        "raise max_length")
+    if split == "train":
+        examples.report["train"] = len(kept)
+    else:
+        examples.report["eval"] = len(kept)
+    return kept

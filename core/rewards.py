@@ -1,0 +1,128 @@
+"""Rewards for the rl task, in one neutral signature that every backend adapts:
+
+    reward(prompts: list[str], completions: list[str], **columns) -> list[float]
+
+``columns`` holds the other dataset columns, one list per column, aligned with ``prompts``. A reward
+model folder is wrapped into the same signature. Functions are referenced as ``"pkg.module:function"``;
+a module beside the spec file is found too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError, TunebridgeError
+from .spec import RewardSource, Spec
+
+RewardFunction = Callable[..., Sequence[float]]
+
+
+class RewardError(TunebridgeError):
+    """A reward function returned something unusable."""
+
+
+def import_function(reference: str, search_dir: Path | None = None) -> Callable[..., Any]:
+    """Import ``"pkg.module:function"``; a module in ``search_dir`` (the spec's folder) is found too."""
+    module_name, _, attr = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if search_dir is None or exc.name != module_name.split(".")[0]:
+            raise
+        sys.path.insert(0, str(search_dir))
+        try:
+            module = importlib.import_module(module_name)
+        finally:
+            sys.path.remove(str(search_dir))
+    target: Any = module
+    for part in attr.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise TypeError(f"{reference} is not callable")
+    return target
+
+
+class NeutralReward:
+    """A reward in the neutral signature that checks what it returns; ``name`` labels its metrics."""
+
+    def __init__(self, fn: RewardFunction, name: str):
+        self.fn = fn
+        self.name = name
+        self.__name__ = name
+
+    def __call__(self, prompts: list[str], completions: list[str], **columns: Any) -> list[float]:
+        values = self.fn(prompts, completions, **columns)
+        try:
+            values = [float("nan") if v is None else float(v) for v in values]
+        except (TypeError, ValueError):
+            raise RewardError(f"reward {self.name!r} must return a list of numbers, got {values!r:.200}") from None
+        if len(values) != len(completions):
+            raise RewardError(f"reward {self.name!r} returned {len(values)} values for {len(completions)} completions")
+        if all(math.isnan(v) for v in values):
+            raise RewardError(f"reward {self.name!r} returned no number (all None/NaN)")
+        return values
+
+
+class RewardModelScorer:
+    """Scores prompt + completion with a sequence-classification reward model (output 0 of its head)."""
+
+    def __init__(self, path: Path, batch_size: int = 16):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self.model = AutoModelForSequenceClassification.from_pretrained(str(path)).eval()
+        if self.model.config.pad_token_id is None:
+            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.batch_size = batch_size
+
+    def __call__(self, prompts: list[str], completions: list[str], **columns: Any) -> list[float]:
+        scores: list[float] = []
+        texts = [p + c for p, c in zip(prompts, completions, strict=True)]
+        for start in range(0, len(texts), self.batch_size):
+            batch = self.tokenizer(texts[start:start + self.batch_size], return_tensors="pt", padding=True,
+                                   truncation=True)
+            with self.torch.no_grad():
+                logits = self.model(**batch).logits
+            scores += logits[:, 0].float().tolist()
+        return scores
+
+
+def _resolve(source: RewardSource, spec: Spec, index: int, load_models: bool) -> NeutralReward | None:
+    field = f"rl.reward[{index}]"
+    if source.model is not None:
+        path = spec.resolve_path(source.model)
+        if not (path / "config.json").is_file():
+            raise SpecError([(f"{field}.model", f"no reward model folder at {path} (config.json missing)")],
+                            spec.source)
+        return NeutralReward(RewardModelScorer(path), source.name) if load_models else None
+    fn = source.function
+    if isinstance(fn, str):
+        try:
+            fn = import_function(fn, spec.base_dir)
+        except Exception as exc:
+            raise SpecError([(f"{field}.function", f"cannot import {source.function!r}: "
+                              f"{type(exc).__name__}: {exc}")], spec.source) from None
+    return NeutralReward(fn, source.name)
+
+
+def check_rewards(spec: Spec) -> None:
+    """Import every reward function and check every reward model folder, without loading models."""
+    for i, source in enumerate(spec.rl.reward):
+        _resolve(source, spec, i, load_models=False)
+
+
+def load_rewards(spec: Spec) -> list[tuple[NeutralReward, float]]:
+    """The spec's rewards as (neutral reward, weight) pairs, reward models loaded."""
+    pairs = []
+    for i, source in enumerate(spec.rl.reward):
+        reward = _resolve(source, spec, i, load_models=True)
+        assert reward is not None
+        pairs.append((reward, source.weight))
+    return pairs
