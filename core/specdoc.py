@@ -12,11 +12,23 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from .spec import DataSpec, LoraSpec, ModelSpec, SFTOptions, Spec, TrainingSpec
+from .spec import (
+    DataSpec,
+    GenerationOptions,
+    LoraSpec,
+    ModelSpec,
+    RewardOptions,
+    RewardSource,
+    RLOptions,
+    SFTOptions,
+    Spec,
+    TrainingSpec,
+)
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("(top level)", Spec), ("model", ModelSpec), ("data", DataSpec), ("training", TrainingSpec),
-    ("lora", LoraSpec), ("sft", SFTOptions),
+    ("lora", LoraSpec), ("sft", SFTOptions), ("reward", RewardOptions), ("rl", RLOptions),
+    ("rl.reward[]", RewardSource), ("rl.generation", GenerationOptions),
 ]
 
 INTRO = """# Spec reference
@@ -38,10 +50,16 @@ def _type_name(annotation: Any) -> str:
         return " \\| ".join(_type_name(a) for a in args)
     if origin in (list, dict):
         return f"{origin.__name__}[{', '.join(_type_name(a) for a in args)}]"
+    if origin is typing.Annotated:
+        return "callable (Python only)"
     if annotation is type(None):
         return "null"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "mapping"
+    if origin is typing.Annotated:  # SkipJsonSchema[Callable]: a Python-only alternative
+        return "callable (Python only)"
+    if origin is not None and getattr(origin, "__name__", "") == "Callable":
+        return "callable (Python only)"
     return getattr(annotation, "__name__", str(annotation))
 
 

@@ -190,3 +190,37 @@ def test_a_columns_entry_no_placeholder_uses_is_a_spec_error(tmp_path):
         prepare_examples(spec_for(path, columns={"instrucion": "q"}))
     assert info.value.problems[0][0] == "data.columns.instrucion"
     assert "placeholders: context, instruction, response" in info.value.problems[0][1]
+
+
+def test_preference_template_with_and_without_a_prompt_column(tmp_path):
+    rows = [{"prompt": "Q? ", "chosen": "good", "rejected": "bad"}, {"chosen": "Q: yes", "rejected": "Q: no"}]
+    spec = parse_spec({"task": "reward", "model": {"builtin": "tiny-llama"},
+                       "data": {"path": str(write_jsonl(tmp_path / "p.jsonl", rows))}})
+    ex = prepare_examples(spec)
+    assert ex.kind == "preference" and sorted(ex.train, key=lambda e: e["chosen"]) == [
+        {"prompt": "", "chosen": "Q: yes", "rejected": "Q: no"}, {"prompt": "Q? ", "chosen": "good", "rejected": "bad"}]
+
+
+def test_preference_rows_with_empty_or_identical_answers_are_errors(tmp_path):
+    rows = [{"instruction": "a", "chosen": "x", "rejected": ""}, {"instruction": "b", "chosen": "y", "rejected": "y"},
+            {"instruction": "c", "chosen": "z"}]
+    spec = parse_spec({"task": "reward", "model": {"builtin": "tiny-llama"},
+                       "data": {"path": str(write_jsonl(tmp_path / "p.jsonl", rows)), "template": "instruction",
+                                "chosen": "{chosen}", "rejected": "{rejected}"}})
+    msg = error_of(spec)
+    assert "line 1: rejected answer is empty (from 'rejected')" in msg
+    assert "line 2: chosen and rejected answers are identical" in msg
+    assert "line 3: missing column 'rejected'" in msg
+
+
+def test_rl_prompts_keep_the_other_columns_for_the_reward(tmp_path):
+    rows = [{"instruction": "Say hi.", "context": "", "response": "Hi!", "score": 3}]
+    spec = parse_spec({"task": "rl", "model": {"builtin": "tiny-llama"}, "rl": {"reward": "a.b:c"},
+                       "data": {"path": str(write_jsonl(tmp_path / "p.jsonl", rows)), "template": "instruction"}})
+    ex = prepare_examples(spec)
+    assert ex.kind == "prompt_only"
+    assert ex.train == [{"prompt": "### Instruction\nSay hi.\n\n### Response:\n", "instruction": "Say hi.",
+                         "context": "", "response": "Hi!", "score": 3}]
+    inline = parse_spec({"task": "rl", "model": {"builtin": "tiny-llama"}, "rl": {"reward": "a.b:c"},
+                         "data": {"path": str(tmp_path / "p.jsonl"), "prompt": "{instruction}"}})
+    assert prepare_examples(inline).train[0]["prompt"] == "Say hi."

@@ -110,16 +110,19 @@ def test_unsupported_feature_names_the_backends_that_have_it(spec, registry, tmp
     assert str(info.value) == ("backend 'fake' does not support packing (sft.packing: true); "
                                "backends that do: packer")
     assert not (tmp_path / "out").exists()
-    reward = parse_spec({**spec.to_dict(), "task": "reward"})
+    reward = parse_spec({**spec.to_dict(), "task": "reward", "sft": {},
+                         "data": {**spec.to_dict()["data"], "template": "preference"}})
     with pytest.raises(tb.UnsupportedFeature, match="task 'reward'; backends that do: packer"):
         Run(reward, registry=registry).validate()
 
 
-def test_unsupported_feature_on_trl_excludes_unimplemented_backends(spec):
-    lora_text = parse_spec({**spec.to_dict(), "backend": "trl", "task": "rl"})
+def test_unsupported_algorithm_names_backends_that_will_have_it(spec):
+    ppo = parse_spec({**spec.to_dict(), "backend": "trl", "task": "rl", "sft": {},
+                      "rl": {"algorithm": "ppo", "reward": "tunebridge.testing.rewards:letter_e"}})
     with pytest.raises(tb.UnsupportedFeature) as info:
-        Run(lora_text).check_support()
-    assert info.value.backend == "trl" and "trlx" not in info.value.alternatives
+        Run(ppo).check_support()
+    assert str(info.value) == ("backend 'trl' does not support rl.algorithm 'ppo'; "
+                               "backends that do: trlx (not implemented yet)")
 
 
 def test_trainer_facades_check_the_task(spec, registry):

@@ -64,9 +64,13 @@ def test_model_needs_exactly_one_source():
 
 def test_data_templates_are_exclusive_and_paired():
     found, _ = problems({**MINIMAL, "data": {"path": "d", "template": "instruction", "text": "{a}"}})
-    assert "only one" in found["data"]
+    assert "`text` stands alone" in found["data"]
+    found, _ = problems({**MINIMAL, "data": {"path": "d", "template": "prompt-completion", "prompt": "{a}"}})
+    assert "not both" in found["data"]
+    found, _ = problems({**MINIMAL, "data": {"path": "d", "chosen": "{a}"}})
+    assert "`chosen` and `rejected` go together" in found["data"]
     found, _ = problems({**MINIMAL, "data": {"path": "d", "prompt": "{a}"}})
-    assert "go together" in found["data"]
+    assert "task 'sft' cannot use a prompt string alone" in found["data"]
 
 
 def test_yaml_and_json_files_resolve_paths_against_their_folder(tmp_path):
@@ -120,3 +124,57 @@ def test_spec_reference_doc_is_generated_from_the_code(repo):
     assert (repo / "docs" / "spec.md").read_text() == render(), (
         "docs/spec.md is out of date: run `python -m tunebridge.specdoc > docs/spec.md`"
     )
+
+
+RL = {"task": "rl", "model": {"builtin": "tiny-llama"}, "data": {"path": "d.jsonl"},
+      "rl": {"reward": "pkg.mod:fn"}}
+
+
+def test_each_task_has_a_default_template_and_refuses_the_others():
+    assert parse_spec({**MINIMAL, "data": {"path": "d"}}).data_kind == "prompt-completion"
+    assert parse_spec({**MINIMAL, "task": "reward", "data": {"path": "d"}}).data_kind == "preference"
+    assert parse_spec(RL).data_kind == "prompt"
+    found, _ = problems({**MINIMAL, "task": "reward", "data": {"path": "d", "template": "chat"}})
+    assert "task 'reward' cannot use template 'chat'" in found["data"]
+    found, _ = problems({**RL, "data": {"path": "d", "text": "{a}"}})
+    assert "task 'rl' cannot use text" in found["data"]
+    found, _ = problems({**MINIMAL, "task": "reward"})
+    assert "needs `chosen` and `rejected`" in found["data"]
+    spec = parse_spec({**MINIMAL, "task": "reward",
+                       "data": {"path": "d", "template": "instruction", "chosen": "{a}", "rejected": "{b}"}})
+    assert spec.data_kind == "instruction"
+
+
+def test_task_blocks_belong_to_their_task():
+    found, _ = problems({**MINIMAL, "rl": {"reward": "a.b:c"}})
+    assert "for task 'rl'" in found["rl"]
+    found, _ = problems({**RL, "sft": {"packing": True}})
+    assert "for task 'sft'" in found["sft"]
+    found, _ = problems({**MINIMAL, "reward": {"over_length": "truncate"}})
+    assert "for task 'reward'" in found["reward"]
+
+
+def test_rl_reward_forms():
+    spec = parse_spec({**RL, "rl": {"reward": [{"function": "a.b:c", "weight": 2}, {"model": "rm"}, "x:y"]}})
+    assert [(r.name, r.weight) for r in spec.rl.reward] == [("c", 2.0), ("rm", 1.0), ("y", 1.0)]
+    assert parse_spec({**RL, "rl": {"reward": {"model": "runs/rm/model"}}}).rl.reward[0].name == "model"
+    found, _ = problems({**RL, "rl": {}})
+    assert "needs a reward" in found["rl.reward"]
+    found, _ = problems({**RL, "rl": {"reward": "no_colon"}})
+    assert "pkg.module:function" in found["rl.reward.0"]
+    found, _ = problems({**RL, "rl": {"reward": {"function": "a:b", "model": "m"}}})
+    assert "exactly one" in found["rl.reward.0"]
+    found, _ = problems({**RL, "rl": {"reward": "a:b", "algorithm": "dpo"}})
+    assert "rl.algorithm" in found
+    found, _ = problems({**RL, "rl": {"reward": "a:b", "generation": {"num_generations": 1}}})
+    assert "rl.generation.num_generations" in found
+
+
+def test_a_callable_reward_is_recorded_by_name():
+    def my_reward(prompts, completions, **columns):
+        return [0.0] * len(completions)
+
+    spec = parse_spec({**RL, "rl": {"reward": my_reward}})
+    assert spec.rl.reward[0].function is my_reward and spec.rl.reward[0].name == "my_reward"
+    assert spec.to_dict()["rl"]["reward"][0]["function"].endswith(":test_a_callable_reward_is_recorded_by_name."
+                                                                  "<locals>.my_reward")

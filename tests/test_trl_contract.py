@@ -1,7 +1,20 @@
-"""The TRL backend runs the contract suite."""
+"""The TRL backend runs the contract suite for its three tasks."""
 
-from tunebridge.testing.contract import SFTContract
+from tunebridge.testing.contract import RewardContract, RLContract, SFTContract
 
 
 class TestTRLContract(SFTContract):
     backend_name = "trl"
+
+
+class TestTRLRewardContract(RewardContract):
+    backend_name = "trl"
+
+
+class TestTRLGRPOContract(RLContract):
+    backend_name = "trl"
+
+
+class TestTRLRLOOContract(RLContract):
+    backend_name = "trl"
+    algorithm = "rloo"

@@ -151,7 +151,7 @@ def native_config(spec: Spec, examples: Examples | None, work_dir: Path,
         notes.append("bf16 on CPU runs as autocast (use_cpu=True); parameters stay float32")
     if spec.task == "rl":
         if has_eval:
-            unhonoured.append("data.eval_fraction: TRL's GRPO/RLOO here do not evaluate; the held-out prompts are unused")
+            unhonoured.append("data.eval_fraction: GRPO/RLOO runs here do not evaluate; held-out prompts are unused")
         notes.append(f"training.max_length is not applied to {algorithm.upper()} prompts (TRL has no prompt limit); "
                      "completions are capped by rl.generation.max_new_tokens")
         if spec.rl.kl_coef is None:

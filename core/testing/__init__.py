@@ -15,7 +15,8 @@ from typing import Any
 
 from ..builtin_models import build_tiny_llama
 
-__all__ = ["build_tiny_llama", "contract_rows", "write_jsonl", "sft_spec_dict"]
+__all__ = ["build_tiny_llama", "contract_rows", "preference_rows", "write_jsonl", "sft_spec_dict",
+           "reward_spec_dict", "rl_spec_dict"]
 
 _SUBJECTS = ["the cat", "a robot", "my friend", "the teacher", "a bird", "the river"]
 _VERBS = ["likes", "builds", "reads", "paints", "follows", "answers"]
@@ -55,3 +56,35 @@ def sft_spec_dict(data_path: Path | str, backend: str, **training: Any) -> dict[
         "training": base,
         "backend": backend,
     }
+
+
+_BAD_ANSWERS = ["I do not know.", "Nothing at all.", "Bad answer.", "No."]
+
+
+def preference_rows(n: int = 24) -> list[dict[str, str]]:
+    """``n`` prompt/chosen/rejected rows a tiny reward model can learn to rank in a few steps."""
+    rows = []
+    for i, row in enumerate(contract_rows(n)):
+        chosen = row["response"] if i % 2 else row["response"].rstrip(".") + " every day, with care."
+        rows.append({"prompt": row["instruction"] + "\n", "chosen": chosen,
+                     "rejected": _BAD_ANSWERS[i % len(_BAD_ANSWERS)]})
+    return rows
+
+
+def reward_spec_dict(data_path: Path | str, backend: str, **training: Any) -> dict[str, Any]:
+    """A small reward-modelling spec on the builtin tiny model (template: preference)."""
+    base = {"max_steps": 24, "learning_rate": 2e-3, "batch_size": 4, "max_length": 128, "seed": 1234}
+    base.update(training)
+    return {"task": "reward", "model": {"builtin": "tiny-llama"},
+            "data": {"path": str(data_path), "template": "preference"}, "training": base, "backend": backend}
+
+
+def rl_spec_dict(data_path: Path | str, backend: str, reward: Any = "tunebridge.testing.rewards:letter_e",
+                 algorithm: str = "auto", **training: Any) -> dict[str, Any]:
+    """A small RL spec: instruction prompts, a toy reward the tiny model learns in ~20 steps."""
+    base = {"max_steps": 20, "learning_rate": 3e-2, "batch_size": 8, "seed": 1234}
+    base.update(training)
+    return {"task": "rl", "model": {"builtin": "tiny-llama"},
+            "data": {"path": str(data_path), "template": "instruction"}, "training": base, "backend": backend,
+            "rl": {"algorithm": algorithm, "reward": reward,
+                   "generation": {"max_new_tokens": 12, "num_generations": 4}}}

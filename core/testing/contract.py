@@ -1,11 +1,15 @@
 """The contract suite: what "backends behave alike" means, as pytest tests any backend can run.
 
-A backend's test module opts in by subclassing (fsspec / SQLAlchemy style)::
+A backend's test module opts in by subclassing (fsspec / SQLAlchemy style), one class per task it has::
 
-    from tunebridge.testing.contract import SFTContract
+    from tunebridge.testing.contract import RewardContract, RLContract, SFTContract
 
     class TestMyBackendSFT(SFTContract):
         backend_name = "mybackend"
+
+    class TestMyBackendRL(RLContract):
+        backend_name = "mybackend"
+        algorithm = "ppo"          # default: auto (the backend's default algorithm)
 
 Capability flags come from the backend's ``capabilities``; a subclass may switch parts off by setting
 ``supports_first_batch = False`` and so on. Fixtures a subclass may override: ``contract_data``
@@ -21,7 +25,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ..errors import OutputExistsError, UnsupportedFeature
+from ..errors import DataError, OutputExistsError, RunFailed, UnsupportedFeature
 from ..examples import prepare_examples
 from ..plugins import get_registry
 from ..progress import METRIC_NAMES
@@ -29,12 +33,12 @@ from ..result import TrainResult
 from ..run import Run
 from ..schedule import expected_optimizer_steps
 from ..spec import parse_spec
-from . import contract_rows, sft_spec_dict, write_jsonl
+from . import contract_rows, preference_rows, reward_spec_dict, rl_spec_dict, sft_spec_dict, write_jsonl
 
 # Candidate specs for "an unsupported feature fails before training": (label, change to the spec dict).
 UNSUPPORTED_CANDIDATES: list[tuple[str, Any]] = [
-    ("task reward", lambda d: d.update(task="reward")),
-    ("task rl", lambda d: d.update(task="rl")),
+    ("task reward", lambda d: (d.update(task="reward"), d["data"].update(template="preference"))),
+    ("task rl", lambda d: d.update(task="rl", rl={"reward": "tunebridge.testing.rewards:letter_e"})),
     ("lora", lambda d: d.update(lora={"r": 4})),
     ("packing", lambda d: d.update(sft={"packing": True})),
     ("plain text", lambda d: d["data"].update(template=None, text="{instruction} {response}")),
@@ -191,3 +195,226 @@ class SFTContract:
         with pytest.raises(OutputExistsError):
             Run(parse_spec(contract_spec)).train(out)
         assert keep.read_text() == "mine"
+
+
+def _values(history: list[dict[str, Any]], key: str) -> list[float]:
+    return [r[key] for r in history if r.get(key) is not None]
+
+
+def _ready_backend(name: str):
+    backend = get_registry().get(name)
+    status = backend.check()
+    if not status.ready:
+        hint = f"; install: {backend.install_hint}" if status.kind in ("missing", "broken") else ""
+        pytest.skip(f"backend {name!r} cannot run here: {status.describe()}{hint}")
+    return backend
+
+
+def _copy(spec: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(spec))
+
+
+class RewardContract:
+    """Reward-modelling contracts: the model ranks chosen over rejected on its training pairs, metrics are
+    neutral, same seed same metrics, over-long pairs are dropped and counted (or truncated)."""
+
+    backend_name: ClassVar[str] = ""
+    rows: ClassVar[int] = 24
+    determinism_rel_tol: ClassVar[float] = 1e-5
+    min_accuracy: ClassVar[float] = 0.75
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def reward_dir(cls, tmp_path_factory) -> Path:
+        return tmp_path_factory.mktemp(f"reward-contract-{cls.backend_name}")
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def reward_data(cls, reward_dir) -> Path:
+        return write_jsonl(reward_dir / "pairs.jsonl", preference_rows(cls.rows))
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def reward_spec(cls, reward_data) -> dict[str, Any]:
+        return reward_spec_dict(reward_data, cls.backend_name)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def reward_backend(cls):
+        return _ready_backend(cls.backend_name)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def reward_trained(cls, reward_backend, reward_spec, reward_dir) -> TrainResult:
+        return Run(parse_spec(reward_spec)).train(reward_dir / "run-a")
+
+    def test_ranks_chosen_over_rejected_on_its_training_pairs(self, reward_trained, reward_spec):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(reward_trained.model_dir)
+        model = AutoModelForSequenceClassification.from_pretrained(reward_trained.model_dir).eval()
+        assert model.config.num_labels == 1
+        pairs = prepare_examples(parse_spec(reward_spec)).train
+
+        def score(texts: list[str]) -> list[float]:
+            batch = tok([t + tok.eos_token for t in texts], return_tensors="pt", padding=True)
+            with torch.no_grad():
+                return model(**batch).logits[:, 0].tolist()
+
+        chosen = score([p["prompt"] + p["chosen"] for p in pairs])
+        rejected = score([p["prompt"] + p["rejected"] for p in pairs])
+        accuracy = sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(pairs)
+        assert accuracy >= self.min_accuracy, f"pairwise accuracy {accuracy:.2f} on the training pairs"
+
+    def test_metrics_use_neutral_names(self, reward_trained):
+        lines = [json.loads(x) for x in (reward_trained.output_dir / "metrics.jsonl").read_text().splitlines()]
+        train_lines = [r for r in lines if "eval_loss" not in r]
+        assert train_lines and all({"step", "loss", "learning_rate", "accuracy"} <= set(r) for r in train_lines)
+        assert reward_trained.metrics["global_step"] == parse_spec_steps(reward_trained)
+
+    def test_same_seed_gives_the_same_metrics(self, reward_trained, reward_spec, reward_dir):
+        again = Run(parse_spec(reward_spec)).train(reward_dir / "run-b")
+        a, b = _losses(reward_trained.log_history), _losses(again.log_history)
+        assert len(a) == len(b) and all(math.isclose(x, y, rel_tol=self.determinism_rel_tol) for x, y in zip(a, b))
+
+    def test_over_length_pairs_are_dropped_and_counted(self, reward_backend, reward_spec, reward_dir):
+        spec = _copy(reward_spec)
+        spec["training"].update(max_length=16, max_steps=2)
+        result = Run(parse_spec(spec)).train(reward_dir / "drop")
+        dropped = result.data["dropped"]["train_over_max_length"]
+        assert 0 < dropped < self.rows and result.data["train"] == self.rows - dropped
+        assert any("dropped" in w for w in result.warnings)
+
+    def test_truncate_keeps_over_length_pairs(self, reward_backend, reward_spec, reward_dir):
+        spec = _copy(reward_spec)
+        spec["training"].update(max_length=16, max_steps=2)
+        spec["reward"] = {"over_length": "truncate"}
+        result = Run(parse_spec(spec)).train(reward_dir / "truncate")
+        assert result.data["train_truncated_pairs"] > 0
+        assert result.data["train"] + result.data.get("dropped", {}).get("train_over_max_length", 0) == self.rows
+
+    def test_nothing_left_after_dropping_fails_before_training(self, reward_backend, reward_spec, reward_dir):
+        spec = _copy(reward_spec)
+        spec["training"].update(max_length=8)
+        out = reward_dir / "nothing-left"
+        with pytest.raises(RunFailed, match="no training pair fits training.max_length=8"):
+            Run(parse_spec(spec)).train(out)
+        assert not (out / "metrics.jsonl").exists() and not (out / "model").exists()
+
+
+def parse_spec_steps(result: TrainResult) -> int:
+    """The optimizer steps a finished run should have made, from its own run.json."""
+    record = json.loads((result.output_dir / "run.json").read_text())
+    t = record["spec"]["training"]
+    return expected_optimizer_steps(record["data"]["train"], t["batch_size"], t["gradient_accumulation"],
+                                    t["epochs"], t["max_steps"])
+
+
+UNSUPPORTED_ALGORITHMS = ("ppo", "ilql", "grpo", "rloo")
+
+
+class RLContract:
+    """RL contracts: mean reward rises on a toy reward, neutral metrics, same seed same metrics, an
+    algorithm the backend lacks fails before training naming the backends that have it, bad rewards fail
+    clearly, a constant reward is warned about."""
+
+    backend_name: ClassVar[str] = ""
+    algorithm: ClassVar[str] = "auto"
+    determinism_rel_tol: ClassVar[float] = 1e-5
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def rl_dir(cls, tmp_path_factory) -> Path:
+        return tmp_path_factory.mktemp(f"rl-contract-{cls.backend_name}")
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def rl_data(cls, rl_dir) -> Path:
+        return write_jsonl(rl_dir / "prompts.jsonl", contract_rows(24))
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def rl_spec(cls, rl_data) -> dict[str, Any]:
+        return rl_spec_dict(rl_data, cls.backend_name, algorithm=cls.algorithm)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def rl_backend(cls):
+        return _ready_backend(cls.backend_name)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def rl_trained(cls, rl_backend, rl_spec, rl_dir) -> TrainResult:
+        return Run(parse_spec(rl_spec)).train(rl_dir / "run-a")
+
+    def test_mean_reward_rises_on_a_toy_reward(self, rl_trained):
+        rewards = _values(rl_trained.log_history, "reward_mean")
+        assert len(rewards) >= 6, rewards
+        third = len(rewards) // 3
+        first, last = sum(rewards[:third]) / third, sum(rewards[-third:]) / third
+        assert last > first, f"mean reward did not rise: {rewards}"
+
+    def test_metrics_use_neutral_names(self, rl_trained):
+        for record in rl_trained.log_history:
+            assert {"step", "loss", "learning_rate", "reward_mean", "reward_std"} <= set(record), record
+        assert rl_trained.metrics["global_step"] == 20
+        assert (rl_trained.model_dir / "config.json").is_file()
+
+    def test_same_seed_gives_the_same_metrics(self, rl_trained, rl_spec, rl_dir):
+        again = Run(parse_spec(rl_spec)).train(rl_dir / "run-b")
+        a, b = _values(rl_trained.log_history, "reward_mean"), _values(again.log_history, "reward_mean")
+        assert len(a) == len(b) and all(math.isclose(x, y, rel_tol=self.determinism_rel_tol, abs_tol=1e-9)
+                                        for x, y in zip(a, b)), (a, b)
+
+    def test_unsupported_algorithm_fails_before_training(self, rl_backend, rl_spec, rl_dir):
+        supported = rl_backend.capabilities.algorithms.get("rl", ())
+        missing = [a for a in UNSUPPORTED_ALGORITHMS if a not in supported]
+        if not missing:
+            pytest.skip(f"backend {self.backend_name!r} has every RL algorithm")
+        spec = _copy(rl_spec)
+        spec["rl"]["algorithm"] = missing[0]
+        out = rl_dir / "unsupported"
+        with pytest.raises(UnsupportedFeature) as info:
+            Run(parse_spec(spec)).train(out)
+        assert f"rl.algorithm {missing[0]!r}" in str(info.value) and not out.exists()
+        others = [name for name, item in get_registry().backends.items()
+                  if missing[0] in item.backend.capabilities.algorithms.get("rl", ()) and name != self.backend_name]
+        for name in others:
+            assert name in str(info.value)
+
+    def test_a_broken_reward_fails_the_run_naming_it(self, rl_backend, rl_spec, rl_dir):
+        spec = _copy(rl_spec)
+        spec["rl"]["reward"] = "tunebridge.testing.rewards:wrong_length"
+        spec["training"]["max_steps"] = 2
+        with pytest.raises(RunFailed, match="reward 'wrong_length' returned 7 values for 8 completions"):
+            Run(parse_spec(spec)).train(rl_dir / "broken")
+        assert json.loads((rl_dir / "broken" / "run.json").read_text())["status"] == "failed"
+
+    def test_a_reward_that_cannot_be_imported_fails_validation(self, rl_backend, rl_spec):
+        spec = _copy(rl_spec)
+        spec["rl"]["reward"] = "tunebridge.testing.rewards:no_such_reward"
+        with pytest.raises(Exception, match="rl.reward.0..function: cannot import"):
+            Run(parse_spec(spec)).validate()
+
+    def test_columns_reach_the_reward_and_callables_work(self, rl_backend, rl_spec, rl_dir):
+        from . import rewards
+
+        spec = _copy(rl_spec)
+        spec["rl"]["reward"] = [rewards.needs_response_column]
+        spec["training"]["max_steps"] = 2
+        result = Run(parse_spec(spec)).train(rl_dir / "columns")
+        assert result.metrics["global_step"] == 2
+        record = json.loads((rl_dir / "columns" / "run.json").read_text())
+        assert record["spec"]["rl"]["reward"][0]["function"] == (
+            "tunebridge.testing.rewards:needs_response_column")
+
+    def test_a_constant_reward_is_warned_about(self, rl_backend, rl_spec, rl_dir):
+        spec = _copy(rl_spec)
+        spec["rl"]["reward"] = "tunebridge.testing.rewards:constant"
+        spec["training"]["max_steps"] = 3
+        result = Run(parse_spec(spec)).train(rl_dir / "constant")
+        assert any("same reward" in w for w in result.warnings), result.warnings
+
+
+__all__ = ["SFTContract", "RewardContract", "RLContract", "DataError"]
