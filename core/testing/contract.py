@@ -50,6 +50,13 @@ def _losses(history: list[dict[str, Any]]) -> list[float]:
     return [r["loss"] for r in history if r.get("loss") is not None]
 
 
+def assert_same_series(a: list[float], b: list[float], rel_tol: float) -> None:
+    """Two runs with the same seed must log the same values, step for step."""
+    assert len(a) == len(b), (a, b)
+    for x, y in zip(a, b, strict=True):
+        assert math.isclose(x, y, rel_tol=rel_tol, abs_tol=1e-9), (a, b)
+
+
 class SFTContract:
     """SFT contracts from the design: same examples and masking, step count, loss falls, reload, metrics,
     determinism, unsupported features fail early, output folders are protected."""
@@ -163,10 +170,7 @@ class SFTContract:
         assert (trained.output_dir / "README.md").read_text().strip()
 
     def test_same_seed_gives_the_same_metrics(self, trained, trained_again):
-        a, b = _losses(trained.log_history), _losses(trained_again.log_history)
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            assert math.isclose(x, y, rel_tol=self.determinism_rel_tol), (a, b)
+        assert_same_series(_losses(trained.log_history), _losses(trained_again.log_history), self.determinism_rel_tol)
 
     def test_unsupported_feature_fails_before_training(self, backend, contract_spec, contract_dir):
         spec = label = None
@@ -275,8 +279,7 @@ class RewardContract:
 
     def test_same_seed_gives_the_same_metrics(self, reward_trained, reward_spec, reward_dir):
         again = Run(parse_spec(reward_spec)).train(reward_dir / "run-b")
-        a, b = _losses(reward_trained.log_history), _losses(again.log_history)
-        assert len(a) == len(b) and all(math.isclose(x, y, rel_tol=self.determinism_rel_tol) for x, y in zip(a, b))
+        assert_same_series(_losses(reward_trained.log_history), _losses(again.log_history), self.determinism_rel_tol)
 
     def test_over_length_pairs_are_dropped_and_counted(self, reward_backend, reward_spec, reward_dir):
         spec = _copy(reward_spec)
@@ -363,9 +366,8 @@ class RLContract:
 
     def test_same_seed_gives_the_same_metrics(self, rl_trained, rl_spec, rl_dir):
         again = Run(parse_spec(rl_spec)).train(rl_dir / "run-b")
-        a, b = _values(rl_trained.log_history, "reward_mean"), _values(again.log_history, "reward_mean")
-        assert len(a) == len(b) and all(math.isclose(x, y, rel_tol=self.determinism_rel_tol, abs_tol=1e-9)
-                                        for x, y in zip(a, b)), (a, b)
+        assert_same_series(_values(rl_trained.log_history, "reward_mean"), _values(again.log_history, "reward_mean"),
+                           self.determinism_rel_tol)
 
     def test_unsupported_algorithm_fails_before_training(self, rl_backend, rl_spec, rl_dir):
         supported = rl_backend.capabilities.algorithms.get("rl", ())
