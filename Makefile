@@ -24,11 +24,11 @@ demo: install
 	@echo "model: runs/demo/model   report: runs/demo/README.md, runs/demo/run.json"
 
 test: install
-	$(VENV)/bin/ruff check core backends tests benchmarks
+	$(VENV)/bin/ruff check core backends tests benchmarks examples
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check core backends tests benchmarks
+	$(VENV)/bin/ruff check core backends tests benchmarks examples
 
 bench: install
 	$(PY) benchmarks/cli_startup.py

@@ -39,6 +39,21 @@ def model_card(record: dict[str, Any]) -> str:
     template = data.get("template_strings")
     if template:
         lines += ["", "```json", json.dumps(template, indent=2), "```"]
+    if spec["task"] == "reward":
+        lines += ["", "## Reward model", "", "A sequence-classification model with one output (the score); "
+                  "load it with `AutoModelForSequenceClassification`.",
+                  f"Pairs longer than max_length: {spec['reward']['over_length']}."]
+        dropped = data.get("dropped")
+        if dropped:
+            lines.append(f"Dropped: {json.dumps(dropped)}.")
+    if spec["task"] == "rl":
+        rl = spec["rl"]
+        rewards = ", ".join(f"{r.get('function') or r.get('model')} (weight {r['weight']})" for r in rl["reward"])
+        lines += ["", "## Reinforcement learning", "", f"- algorithm: {record.get('algorithm', rl['algorithm'])}",
+                  f"- rewards: {rewards}", f"- generation: {json.dumps(rl['generation'])}",
+                  f"- kl_coef: {rl['kl_coef']}"]
+    for warning in record.get("warnings", []):
+        lines.append(f"\n> warning: {warning}")
     lines += ["", "## Hyperparameters", "", "```json", json.dumps(spec["training"], indent=2), "```"]
     if spec.get("lora"):
         lines += ["", "LoRA:", "", "```json", json.dumps(spec["lora"], indent=2), "```"]

@@ -169,6 +169,8 @@ class Run:
             "status": status,
             "backend": self.backend.name,
             "task": self.spec.task,
+            "algorithm": self.backend.capabilities.resolve_algorithm(
+                self.spec.task, self.spec.rl.algorithm if self.spec.task == "rl" else "auto"),
             "seed": self.spec.training.seed,
             "spec": self.spec.to_dict(),
             "versions": versions(*dict.fromkeys(names)),

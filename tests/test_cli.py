@@ -108,3 +108,25 @@ def test_output_piped_into_a_closed_reader_is_not_a_crash():
     proc = subprocess.run(f"{sys.executable} -m tunebridge schema | head -c 10", shell=True, capture_output=True,
                           text=True, timeout=120)
     assert proc.stdout == "{\n  \"$defs\""[:10] and "Traceback" not in proc.stderr
+
+
+def test_validate_explains_the_generation_batch_rule(tmp_path, repo):
+    spec = tmp_path / "rl.yaml"
+    spec.write_text((repo / "examples" / "rl-tiny.yaml").read_text().replace("num_generations: 4", "num_generations: 3")
+                    .replace("path: data/", f"path: {repo / 'examples' / 'data'}/")
+                    .replace("reward: rewards:letter_e", "reward: tunebridge.testing.rewards:letter_e"))
+    proc = tb("validate", spec)
+    assert proc.returncode == 1
+    assert "rl.generation.num_generations: rl.generation.num_generations=3 must divide" in proc.stderr
+
+
+@pytest.mark.usefixtures("trl_available")
+def test_reward_and_rl_examples_train_from_the_cli(repo, tmp_path):
+    proc = tb("train", repo / "examples" / "reward-tiny.yaml", "-q", "--output", tmp_path / "rm")
+    assert proc.returncode == 0, proc.stderr
+    assert "accuracy" in proc.stdout and "eval accuracy" in proc.stdout
+    proc = tb("train", repo / "examples" / "rl-tiny.yaml", "-q", "--output", tmp_path / "rl")
+    assert proc.returncode == 0, proc.stderr
+    assert "reward mean" in proc.stdout
+    lines = [json.loads(x) for x in (tmp_path / "rl" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["reward_mean"] > lines[0]["reward_mean"]

@@ -138,3 +138,35 @@ def test_a_crash_inside_trl_leaves_a_failed_run_record(data, tmp_path):
         Run(make(data, model={"path": str(not_a_model)})).train(tmp_path / "out")
     assert str(tmp_path / "out") in str(info.value)
     assert json.loads((tmp_path / "out" / "run.json").read_text())["status"] == "failed"
+
+
+def test_a_trained_reward_model_scores_text_and_serves_as_an_rl_reward(tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tunebridge.testing import preference_rows, reward_spec_dict, rl_spec_dict
+
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", preference_rows(16))
+    rm = tb.RewardTrainer(reward_spec_dict(pairs, "trl", max_steps=6)).train(tmp_path / "rm")
+    tok = AutoTokenizer.from_pretrained(rm.model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(rm.model_dir)
+    with torch.no_grad():
+        scores = model(**tok(["a text", "another text here"], return_tensors="pt", padding=True)).logits
+    assert scores.shape == (2, 1)
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", contract_rows(8))
+    spec = rl_spec_dict(prompts, "trl", max_steps=2, reward=[
+        {"model": str(rm.model_dir), "weight": 0.5}, {"function": "tunebridge.testing.rewards:letter_e"}])
+    result = tb.RLTrainer(spec).train(tmp_path / "rl")
+    assert result.native_config["GRPOConfig"]["reward_weights"] == [0.5, 1.0]
+    keys = set(result.log_history[0])
+    assert {"rewards/model/mean", "rewards/letter_e/mean", "reward_mean"} <= keys
+
+
+def test_rl_with_a_kl_coefficient_logs_kl(tmp_path):
+    from tunebridge.testing import rl_spec_dict
+
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", contract_rows(8))
+    spec = rl_spec_dict(prompts, "trl", max_steps=2)
+    spec["rl"]["kl_coef"] = 0.05
+    result = tb.RLTrainer(spec).train(tmp_path / "rl")
+    assert all("kl" in r for r in result.log_history)

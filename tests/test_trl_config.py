@@ -88,3 +88,62 @@ def test_plan_notes_never_show_a_secret():
     s = spec(backend_options={"trl": {"hub_token": secret, "push_to_hub": False}})
     native, _, notes = native_config(s, None, Path("w"))
     assert secret not in " ".join(notes) and any("hub_token='***'" in n for n in notes)
+
+
+RL = {"task": "rl", "model": {"builtin": "tiny-llama"}, "data": {"path": "d.jsonl"},
+      "rl": {"reward": "tunebridge.testing.rewards:letter_e"}}
+
+
+def test_grpo_and_rloo_mapping():
+    from tunebridge.backends.trl.config import rl_config_kwargs
+
+    s = parse_spec({**RL, "training": {"batch_size": 8, "learning_rate": 1e-3},
+                    "rl": {**RL["rl"], "generation": {"max_new_tokens": 16, "num_generations": 4,
+                                                      "temperature": 0.7, "top_p": 0.9}}})
+    kw = rl_config_kwargs(s, Path("w"))
+    assert (kw["num_generations"], kw["max_completion_length"], kw["temperature"], kw["top_p"]) == (4, 16, 0.7, 0.9)
+    assert kw["beta"] == 0.0 and kw["shuffle_dataset"] is False and "train_sampling_strategy" not in kw
+    assert kw["per_device_train_batch_size"] == 8 and kw["learning_rate"] == 1e-3 and "reward_weights" not in kw
+    rloo = parse_spec({**RL, "rl": {**RL["rl"], "algorithm": "rloo"}})
+    assert rl_config_kwargs(rloo, Path("w"))["beta"] == 0.05
+    weighted = parse_spec({**RL, "rl": {"reward": [{"function": "a:b", "weight": 2}, {"model": "m", "weight": 0.5}],
+                                        "kl_coef": 0.1}})
+    kw = rl_config_kwargs(weighted, Path("w"))
+    assert kw["reward_weights"] == [2.0, 0.5] and kw["beta"] == 0.1
+    native, unhonoured, notes = native_config(weighted, None, Path("w"))
+    assert native["trainer"] == "trl.GRPOTrainer" and native["reward_funcs"] == ["a:b", "m"]
+    assert any("max_length is not applied" in n for n in notes)
+
+
+def test_reward_mapping_and_lora_task_type():
+    s = parse_spec({"task": "reward", "model": {"builtin": "tiny-llama"}, "data": {"path": "d"},
+                    "training": {"max_length": 64}, "lora": {"r": 4}})
+    native, _, _ = native_config(s, None, Path("w"))
+    assert native["trainer"] == "trl.RewardTrainer" and native["RewardConfig"]["max_length"] == 64
+    assert native["peft.LoraConfig"]["task_type"] == "SEQ_CLS"
+
+
+def test_batch_must_split_into_groups_of_generations():
+    from tunebridge.backends.trl.config import generation_batch_problem
+
+    ok = parse_spec({**RL, "training": {"batch_size": 4, "gradient_accumulation": 2},
+                     "rl": {**RL["rl"], "generation": {"num_generations": 8}}})
+    assert generation_batch_problem(ok) is None
+    bad = parse_spec({**RL, "training": {"batch_size": 4}, "rl": {**RL["rl"], "generation": {"num_generations": 3}}})
+    problem = generation_batch_problem(bad)
+    assert "num_generations=3 must divide training.batch_size x training.gradient_accumulation = 4" in problem
+    assert "counts completions, not prompts" in problem
+
+
+@pytest.mark.usefixtures("trl_available")
+def test_trl_accepts_the_reward_and_rl_configs(tmp_path):
+    from trl import GRPOConfig, RewardConfig, RLOOConfig
+
+    s = parse_spec({**RL, "training": {"batch_size": 8}})
+    native, _, _ = native_config(s, None, tmp_path)
+    assert GRPOConfig(**native["GRPOConfig"]).generation_batch_size == 8
+    native, _, _ = native_config(parse_spec({**RL, "rl": {**RL["rl"], "algorithm": "rloo"}}), None, tmp_path)
+    RLOOConfig(**native["RLOOConfig"])
+    native, _, _ = native_config(parse_spec({"task": "reward", "model": {"builtin": "tiny-llama"},
+                                             "data": {"path": "d"}}), None, tmp_path)
+    assert RewardConfig(**native["RewardConfig"]).max_length == 512
