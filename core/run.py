@@ -13,6 +13,7 @@ from typing import Any
 from .backend import Backend, Plan, TrainingJob
 from .errors import BackendUnavailable, OutputExistsError, RunFailed, SpecError, TunebridgeError
 from .examples import Examples, prepare_examples
+from .isolation import IsolatedBackend, interpreter_for, timeout_for
 from .lengths import apply_length_rules
 from .modelcard import model_card
 from .plugins import Registry, get_registry
@@ -79,7 +80,10 @@ class Run:
     def __init__(self, spec: Spec | str | Path | dict, backend: str | None = None, registry: Registry | None = None):
         self.spec = load_spec(spec).with_backend(backend)
         self.registry = registry or get_registry()
-        self.backend: Backend = self.registry.get(self.spec.backend)
+        backend = self.registry.get(self.spec.backend)
+        python = interpreter_for(self.spec, backend.name)
+        self.backend: Backend = (IsolatedBackend(backend, python, timeout_for(self.spec, backend.name))
+                                 if python else backend)
 
     def _protected_paths(self) -> list[Path]:
         """What --overwrite must never delete: the data, the model and tokenizer, the spec, the model cache."""
@@ -173,7 +177,8 @@ class Run:
                 self.spec.task, self.spec.rl.algorithm if self.spec.task == "rl" else "auto"),
             "seed": self.spec.training.seed,
             "spec": self.spec.to_dict(),
-            "versions": versions(*dict.fromkeys(names)),
+            "versions": {**versions(*dict.fromkeys(names)),
+                         **{k: v for k, v in self.backend.check().versions.items() if v}},
             "data": {**examples.report, "template_strings": examples.template.describe() if examples.template else {}},
             "wall_time_s": round(time.monotonic() - started, 3),
             **extra,
@@ -190,8 +195,11 @@ class Run:
         return TrainingJob(self.spec, examples, model_path, tokenizer_path, out, reporter)
 
     def first_batch(self) -> dict[str, Any]:
-        """The backend's first training batch (``input_ids``, ``labels``) and the examples it came from."""
+        """The backend's first SFT training batch (``input_ids``, ``labels``) and the examples it came from."""
         import tempfile
+
+        if self.spec.task != "sft":
+            raise TunebridgeError(f"first_batch shows SFT batches; this spec's task is {self.spec.task!r}")
 
         self._require_ready()
         examples = self.validate()

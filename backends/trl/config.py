@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tunebridge.examples import Examples
+from tunebridge.isolation import native_options
 from tunebridge.redact import redact
 from tunebridge.spec import Spec
 
@@ -137,7 +138,7 @@ def native_config(spec: Spec, examples: Examples | None, work_dir: Path,
         config = rl_config_kwargs(spec, work_dir, cuda)
     unhonoured: list[str] = []
     notes: list[str] = []
-    overrides = dict(spec.backend_options.get("trl", {}))
+    overrides = native_options(spec, "trl")
     for key in CORE_OWNED:
         if key in overrides:
             overrides.pop(key)

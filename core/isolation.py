@@ -1,0 +1,185 @@
+"""Running a backend in another Python interpreter (the isolated runner).
+
+The interpreter comes from ``backend_options.<name>.python`` or ``TUNEBRIDGE_<NAME>_PYTHON``; without one
+the backend runs in-process. The core writes a private run folder (job.json: validated spec, rendered
+examples, references, output folder), starts ``<python> -m tunebridge.worker <folder>``, streams its
+progress into the same reporter, keeps its log in ``<output>/worker.log``, and reads back result.json.
+The result, output layout and metrics are the same whichever way a backend runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from .backend import Backend, BackendOutput, BackendStatus, Plan, TrainingJob
+from .errors import TunebridgeError
+from .jobs import check_portable, job_to_dict, output_from_dict, parse_event
+from .redact import REDACTED, SECRET_VALUE
+
+RUNNER_KEYS = ("python", "timeout")  # backend_options keys the core reads; backends never see them
+DEFAULT_TIMEOUT_S = None  # no limit unless asked for
+LOG_TAIL_LINES = 30
+
+
+class WorkerFailed(TunebridgeError):
+    """The worker process died, hung past its timeout, or reported an error."""
+
+
+def native_options(spec: Any, name: str) -> dict[str, Any]:
+    """``backend_options.<name>`` without the keys that belong to the runner (python, timeout)."""
+    return {k: v for k, v in spec.backend_options.get(name, {}).items() if k not in RUNNER_KEYS}
+
+
+def interpreter_for(spec: Any, name: str) -> str | None:
+    """The Python interpreter a backend should run in, or None for in-process."""
+    chosen = spec.backend_options.get(name, {}).get("python") or os.environ.get(f"TUNEBRIDGE_{name.upper()}_PYTHON")
+    if not chosen:
+        return None
+    return str(spec.resolve_path(chosen)) if os.sep in chosen or chosen.startswith(".") else chosen
+
+
+def timeout_for(spec: Any, name: str) -> float | None:
+    """Seconds the worker may run: ``backend_options.<name>.timeout`` or TUNEBRIDGE_WORKER_TIMEOUT."""
+    value = spec.backend_options.get(name, {}).get("timeout") or os.environ.get("TUNEBRIDGE_WORKER_TIMEOUT")
+    return float(value) if value else DEFAULT_TIMEOUT_S
+
+
+def _clean(line: str) -> str:
+    return " ".join(REDACTED if SECRET_VALUE.match(word) else word for word in line.split(" "))
+
+
+class IsolatedBackend(Backend):
+    """A backend proxy: capabilities, plan and checks from the real backend; check() and train() run in
+    ``python``."""
+
+    def __init__(self, inner: Backend, python: str, timeout: float | None = None):
+        self.inner = inner
+        self.python = python
+        self.timeout = timeout
+        self.name = inner.name
+        self.capabilities = inner.capabilities
+        self.install_hint = inner.install_hint
+        self.description = inner.description
+        self.packages = getattr(inner, "packages", ())
+        self._status: BackendStatus | None = None
+
+    def check(self) -> BackendStatus:
+        """The backend's status as the other interpreter sees it."""
+        if self._status is None:
+            self._status = self._check()
+        return self._status
+
+    def _check(self) -> BackendStatus:
+        try:
+            proc = subprocess.run([self.python, "-m", "tunebridge.worker", "--check", self.name],
+                                  capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return BackendStatus("broken", f"cannot start {self.python}: {exc}")
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+            hint = " (is tunebridge installed there? see docs/environments.md)" if "tunebridge" in tail[0] else ""
+            return BackendStatus("broken", f"{self.python} -m tunebridge.worker failed: {tail[0]}{hint}")
+        data = json.loads(proc.stdout.strip().splitlines()[-1])
+        detail = f"{data['detail']} (in {self.python})" if data["detail"] else f"in {self.python}"
+        return BackendStatus(data["kind"], detail, data.get("versions", {}))
+
+    def check_spec(self, spec: Any) -> None:
+        """The real backend's checks, plus: nothing that cannot cross to another interpreter."""
+        check_portable(spec, self.name)
+        self.inner.check_spec(spec)
+
+    def plan(self, spec: Any, examples: Any = None) -> Plan:
+        """Planned in-process (plans are pure); notes where the run will happen."""
+        plan = self.inner.plan(spec, examples)
+        plan.notes.append(f"runs in another interpreter: {self.python}")
+        return plan
+
+    def export(self, spec: Any, examples: Any, output_dir: Path) -> Path:
+        """Exports are written by the real backend's pure code, in-process."""
+        return self.inner.export(spec, examples, output_dir)
+
+    def train(self, job: TrainingJob) -> BackendOutput:
+        """Train in the worker; stream its events into ``job.reporter``; return its result."""
+        folder = Path(tempfile.mkdtemp(prefix="tunebridge-job-"))
+        os.chmod(folder, 0o700)  # the job may hold backend options the user wants private
+        try:
+            (folder / "job.json").write_text(json.dumps(job_to_dict(job, self.name), default=str))
+            return self._run_worker(folder, job)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _run_worker(self, folder: Path, job: TrainingJob) -> BackendOutput:
+        log_path = job.output_dir / "worker.log"
+        tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen([self.python, "-m", "tunebridge.worker", str(folder)], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+        lines: queue.Queue[str | None] = queue.Queue()
+        reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True)
+        reader.start()
+        deadline = time.monotonic() + self.timeout if self.timeout else None
+        try:
+            with log_path.open("a", encoding="utf-8") as log:
+                while True:
+                    wait = None if deadline is None else max(deadline - time.monotonic(), 0)
+                    try:
+                        line = lines.get(timeout=wait)
+                    except queue.Empty:
+                        self._kill(proc)
+                        message = self._message(f"timed out after {self.timeout:g} s", tail, log_path)
+                        raise WorkerFailed(message) from None
+                    if line is None:
+                        break
+                    event = parse_event(line.rstrip("\n"))
+                    if event is None:
+                        if line.strip():
+                            log.write(_clean(line))
+                            tail.append(_clean(line.rstrip("\n")))
+                    elif event["event"] == "total":
+                        job.reporter.set_total_steps(event["steps"])
+                    elif event["event"] == "log":
+                        job.reporter.log(event["step"], event["metrics"])
+            proc.wait()
+        except KeyboardInterrupt:
+            self._kill(proc)
+            raise
+        return self._result(folder, proc.returncode, tail, log_path)
+
+    def _result(self, folder: Path, returncode: int, tail: deque[str], log_path: Path) -> BackendOutput:
+        result_path = folder / "result.json"
+        if not result_path.is_file():
+            raise WorkerFailed(self._message(f"died without a result (exit code {returncode})", tail, log_path))
+        result = json.loads(result_path.read_text())
+        if result["ok"]:
+            return output_from_dict(result["output"])
+        error = result["error"]
+        if error["type"] == "KeyboardInterrupt":
+            raise KeyboardInterrupt
+        with log_path.open("a", encoding="utf-8") as log:
+            log.write(error["traceback"])
+        raise WorkerFailed(self._message(f"failed: {error['type']}: {error['message']}", tail, log_path))
+
+    def _message(self, what: str, tail: deque[str], log_path: Path) -> str:
+        shown = "\n".join(f"  | {line}" for line in tail) or "  | (no output)"
+        return (f"the {self.name} worker ({self.python}) {what}\nlast lines of its log ({log_path}):\n{shown}")
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

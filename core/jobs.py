@@ -1,0 +1,90 @@
+"""A TrainingJob as plain JSON, so that a backend can run it in another Python interpreter.
+
+The parent writes ``job.json`` into a private temporary run folder; ``python -m tunebridge.worker``
+reads it back in the backend's environment. References (reward functions as ``"pkg.module:function"``,
+paths) travel; Python objects do not.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .backend import BackendOutput, TrainingJob
+from .errors import UnsupportedFeature
+from .examples import Examples
+from .spec import Spec, parse_spec
+from .templates import Template
+
+JOB_FORMAT = 1
+EVENT_PREFIX = "@@tunebridge "
+
+
+def check_portable(spec: Spec, backend: str) -> None:
+    """A spec holding Python objects (a callable reward) cannot cross to another interpreter."""
+    for i, source in enumerate(spec.rl.reward):
+        if source.function is not None and not isinstance(source.function, str):
+            raise UnsupportedFeature(
+                backend, f"a Python callable as rl.reward[{i}] when the backend runs in another interpreter",
+                hint="Reference it as 'pkg.module:function' (a module beside the spec file works)",
+            )
+
+
+def job_to_dict(job: TrainingJob, backend: str) -> dict[str, Any]:
+    """Plain data for ``job.json``."""
+    ex = job.examples
+    template = asdict(ex.template) if ex.template else None
+    if template:
+        template["optional"] = sorted(template["optional"])
+    return {
+        "format": JOB_FORMAT,
+        "backend": backend,
+        "spec": job.spec.to_dict(),
+        "base_dir": str(job.spec.base_dir),
+        "source": job.spec.source,
+        "examples": {"kind": ex.kind, "train": ex.train, "eval": ex.eval, "report": ex.report, "template": template},
+        "model_path": str(job.model_path),
+        "tokenizer_path": str(job.tokenizer_path),
+        "output_dir": str(job.output_dir),
+    }
+
+
+def job_from_dict(data: dict[str, Any], reporter: Any) -> TrainingJob:
+    """Rebuild the TrainingJob in the worker (``reporter`` streams events back to the parent)."""
+    if data.get("format") != JOB_FORMAT:
+        raise ValueError(f"job format {data.get('format')!r} is not {JOB_FORMAT}: tunebridge versions differ")
+    spec = parse_spec(data["spec"], base_dir=data["base_dir"], source=data["source"])
+    ex = data["examples"]
+    template = None
+    if ex["template"]:
+        template = Template(**{**ex["template"], "optional": frozenset(ex["template"]["optional"])})
+    examples = Examples(kind=ex["kind"], train=ex["train"], eval=ex["eval"], template=template, report=ex["report"])
+    return TrainingJob(spec, examples, Path(data["model_path"]), Path(data["tokenizer_path"]),
+                       Path(data["output_dir"]), reporter)
+
+
+def output_to_dict(output: BackendOutput) -> dict[str, Any]:
+    """Plain data for ``result.json``."""
+    return asdict(output)
+
+
+def output_from_dict(data: dict[str, Any]) -> BackendOutput:
+    """The BackendOutput the worker reported."""
+    return BackendOutput(**data)
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """One progress event as a line on the worker's stdout."""
+    return EVENT_PREFIX + json.dumps(event, default=str)
+
+
+def parse_event(line: str) -> dict[str, Any] | None:
+    """The event in a worker output line, or None for ordinary output."""
+    if not line.startswith(EVENT_PREFIX):
+        return None
+    try:
+        return json.loads(line[len(EVENT_PREFIX):])
+    except json.JSONDecodeError:
+        return None
