@@ -1,7 +1,8 @@
-"""Models tunebridge builds locally, so a first run needs no download: ``model: {builtin: tiny-llama}``.
+"""Models tunebridge builds locally, so a first run needs no download: ``model: {builtin: tiny-llama}``
+(or ``tiny-gpt2``, a GPT-2-architecture twin: trlx's PPO reference branch supports GPT-2 but not Llama).
 
 The tokenizer is a byte-level BPE trained with ``tokenizers`` on the run's own text; the model is a tiny
-Llama-architecture causal LM initialised from the seed. Both are cached by a hash of (corpus, seed,
+causal LM initialised from the seed. Both are cached by a hash of (corpus, seed,
 config), so the same data and seed give the same folder. The folder loads on transformers 5 (TRL) and 4.x
 (trlx, AutoTrain): ``tokenizer_class`` is ``PreTrainedTokenizerFast`` and ``pytorch_model.bin`` is written
 beside the safetensors file.
@@ -39,6 +40,9 @@ TINY_LLAMA = {
     "max_position_embeddings": 2048,
     "tie_word_embeddings": False,
 }
+TINY_GPT2 = {"n_layer": 2, "n_embd": 64, "n_head": 4, "n_positions": 2048, "n_inner": 128,
+             "tie_word_embeddings": False}
+ARCHITECTURES = {"tiny-llama": TINY_LLAMA, "tiny-gpt2": TINY_GPT2}
 VOCAB_SIZE = 1024
 
 
@@ -48,9 +52,9 @@ def cache_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "tunebridge"
 
 
-def _key(corpus: list[str], seed: int) -> str:
+def _key(corpus: list[str], seed: int, name: str) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"v": BUILDER_VERSION, "seed": seed, "cfg": TINY_LLAMA, "vocab": VOCAB_SIZE}).encode())
+    h.update(json.dumps({"v": BUILDER_VERSION, "seed": seed, "cfg": ARCHITECTURES[name], "vocab": VOCAB_SIZE}).encode())
     for line in corpus:
         h.update(line.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
@@ -59,18 +63,25 @@ def _key(corpus: list[str], seed: int) -> str:
 
 def build_tiny_llama(corpus: Iterable[str], seed: int = 42, cache_dir: Path | None = None) -> Path:
     """Build (or reuse from the cache) a tiny Llama model + tokenizer folder trained on ``corpus``."""
+    return build_builtin("tiny-llama", corpus, seed, cache_dir)
+
+
+def build_builtin(name: str, corpus: Iterable[str], seed: int = 42, cache_dir: Path | None = None) -> Path:
+    """Build (or reuse from the cache) the builtin model ``name`` with a tokenizer trained on ``corpus``."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"no builtin model {name!r}; choose one of {', '.join(ARCHITECTURES)}")
     lines = [t for t in corpus if t and t.strip()]
     if not lines:
         raise ValueError("the builtin model needs some text to train its tokenizer on")
     root = cache_dir or cache_root()
-    target = root / "builtin" / f"tiny-llama-{_key(lines, seed)}"
+    target = root / "builtin" / f"{name}-{_key(lines, seed, name)}"
     if (target / "config.json").is_file() and (target / "tokenizer.json").is_file():
         return target
     root.joinpath("builtin").mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root / "builtin"))
     try:
         _write_tokenizer(lines, tmp)
-        _write_model(tmp, seed)
+        _write_model(tmp, seed, name)
         try:
             tmp.rename(target)
         except OSError:  # another process finished first
@@ -105,22 +116,20 @@ def _write_tokenizer(lines: list[str], folder: Path) -> None:
     make_tokenizer_portable(folder)
 
 
-def _write_model(folder: Path, seed: int) -> None:
+def _write_model(folder: Path, seed: int, name: str) -> None:
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
 
     tok = AutoTokenizer.from_pretrained(folder)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        **TINY_LLAMA,
-    )
+    ids = {"vocab_size": len(tok), "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
+           "pad_token_id": tok.pad_token_id}
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    if name == "tiny-gpt2":
+        model = GPT2LMHeadModel(GPT2Config(**ids, **TINY_GPT2))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(**ids, **TINY_LLAMA))
     model.save_pretrained(folder)
     torch.save(model.state_dict(), folder / "pytorch_model.bin")  # trlx loads this file by name

@@ -46,13 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
+    from .isolation import isolate_if_configured
     from .plugins import get_registry
 
     registry = get_registry()
     rows: list[dict[str, Any]] = []
     for name in registry.names():
         item = registry.backends[name]
-        status = item.backend.check()
+        status = isolate_if_configured(item.backend).check()
         rows.append({
             "name": name,
             "plugin": item.plugin,
@@ -149,8 +150,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     m = result.metrics
     print("\n== tunebridge run finished ==")
     print(f"backend        {result.backend} ({', '.join(f'{k} {v}' for k, v in result.versions.items() if v)})")
-    print(f"examples       {result.data.get('train')} train, {result.data.get('eval')} eval "
-          f"(template {result.data.get('template')}; {result.data.get('truncated', 0)} truncated)")
+    d = result.data
+    if "truncated" in d:
+        detail = f"{d['truncated']} truncated"
+    else:  # reward pairs: dropped / cut to fit
+        dropped = sum(d.get("dropped", {}).values())
+        detail = f"{dropped} dropped, {d.get('train_truncated_pairs', 0) + d.get('eval_truncated_pairs', 0)} cut to fit"
+    print(f"examples       {d.get('train')} train, {d.get('eval')} eval (template {d.get('template')}; {detail})")
     print(f"steps          {m.get('global_step')}")
     if "first_loss" in m:
         print(f"loss           {m['first_loss']:.4f} -> {m['final_loss']:.4f} "

@@ -72,7 +72,7 @@ def prepare_examples(spec: Spec, chat: Callable[[list, bool], str] | None = None
     """
     raw = read_rows(spec.resolve_path(spec.data.path), spec.data.limit)
     try:
-        template = resolve_template(spec.data, spec.data_kind, spec.task)
+        template = resolve_template(spec.data, spec.data_kind, spec.template_task)
     except SpecError as exc:
         raise SpecError(exc.problems, spec.source) from None
     rendered = render_all(raw, template, chat)

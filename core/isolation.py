@@ -24,7 +24,6 @@ from typing import Any
 
 from .backend import Backend, BackendOutput, BackendStatus, Plan, TrainingJob
 from .errors import TunebridgeError
-from .jobs import check_portable, job_to_dict, output_from_dict, parse_event
 from .redact import REDACTED, SECRET_VALUE
 
 RUNNER_KEYS = ("python", "timeout")  # backend_options keys the core reads; backends never see them
@@ -47,6 +46,17 @@ def interpreter_for(spec: Any, name: str) -> str | None:
     if not chosen:
         return None
     return str(spec.resolve_path(chosen)) if os.sep in chosen or chosen.startswith(".") else chosen
+
+
+def isolate_if_configured(backend: Backend, spec: Any = None) -> Backend:
+    """The backend itself, or a proxy running it in the interpreter the spec or environment names."""
+    if spec is not None:
+        python = interpreter_for(spec, backend.name)
+        timeout = timeout_for(spec, backend.name)
+    else:
+        python = os.environ.get(f"TUNEBRIDGE_{backend.name.upper()}_PYTHON")
+        timeout = None
+    return IsolatedBackend(backend, python, timeout) if python else backend
 
 
 def timeout_for(spec: Any, name: str) -> float | None:
@@ -96,6 +106,8 @@ class IsolatedBackend(Backend):
 
     def check_spec(self, spec: Any) -> None:
         """The real backend's checks, plus: nothing that cannot cross to another interpreter."""
+        from .jobs import check_portable
+
         check_portable(spec, self.name)
         self.inner.check_spec(spec)
 
@@ -111,6 +123,8 @@ class IsolatedBackend(Backend):
 
     def train(self, job: TrainingJob) -> BackendOutput:
         """Train in the worker; stream its events into ``job.reporter``; return its result."""
+        from .jobs import job_to_dict
+
         folder = Path(tempfile.mkdtemp(prefix="tunebridge-job-"))
         os.chmod(folder, 0o700)  # the job may hold backend options the user wants private
         try:
@@ -120,6 +134,8 @@ class IsolatedBackend(Backend):
             shutil.rmtree(folder, ignore_errors=True)
 
     def _run_worker(self, folder: Path, job: TrainingJob) -> BackendOutput:
+        from .jobs import parse_event
+
         log_path = job.output_dir / "worker.log"
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -157,6 +173,8 @@ class IsolatedBackend(Backend):
         return self._result(folder, proc.returncode, tail, log_path)
 
     def _result(self, folder: Path, returncode: int, tail: deque[str], log_path: Path) -> BackendOutput:
+        from .jobs import output_from_dict
+
         result_path = folder / "result.json"
         if not result_path.is_file():
             raise WorkerFailed(self._message(f"died without a result (exit code {returncode})", tail, log_path))

@@ -99,12 +99,9 @@ def _fit_pairs(examples: Examples, tok: Any, max_length: int, policy: str, split
                                                       else "; set reward.over_length: truncate to keep them"))
     if truncated:
         examples.report[f"{split}_truncated_pairs"] = truncated
+    examples.report["train" if split == "train" else "eval"] = len(kept)
     if split == "train" and not kept:
         raise DataError(f"no training pair fits training.max_length={max_length} tokens "
                         f"(shortest pair {min(max(c, r) for c, r in zip(chosen, rejected, strict=True)) + 1} tokens); "
                         "raise max_length")
-    if split == "train":
-        examples.report["train"] = len(kept)
-    else:
-        examples.report["eval"] = len(kept)
     return kept

@@ -84,7 +84,10 @@ class RewardModelScorer:
 
     def __call__(self, prompts: list[str], completions: list[str], **columns: Any) -> list[float]:
         scores: list[float] = []
-        texts = [p + c for p, c in zip(prompts, completions, strict=True)]
+        eos = self.tokenizer.eos_token or ""
+        # Scored as the reward model was trained: prompt + answer + EOS.
+        texts = [p + c + (eos if eos and not c.endswith(eos) else "")
+                 for p, c in zip(prompts, completions, strict=True)]
         for start in range(0, len(texts), self.batch_size):
             batch = self.tokenizer(texts[start:start + self.batch_size], return_tensors="pt", padding=True,
                                    truncation=True)

@@ -13,7 +13,7 @@ from typing import Any
 from .backend import Backend, Plan, TrainingJob
 from .errors import BackendUnavailable, OutputExistsError, RunFailed, SpecError, TunebridgeError
 from .examples import Examples, prepare_examples
-from .isolation import IsolatedBackend, interpreter_for, timeout_for
+from .isolation import isolate_if_configured
 from .lengths import apply_length_rules
 from .modelcard import model_card
 from .plugins import Registry, get_registry
@@ -52,13 +52,18 @@ def prepare_output_dir(output_dir: Path, overwrite: bool, protect: list[Path] | 
 
 def run_warnings(spec: Spec, records: list[dict[str, Any]]) -> list[str]:
     """Warnings read from a finished run's metrics (the same rule for every backend)."""
-    warnings = []
-    zero = [r["frac_reward_zero_std"] for r in records if r.get("frac_reward_zero_std") is not None]
-    if spec.task == "rl" and zero and sum(z >= 1.0 for z in zero) > len(zero) / 2:
+    warnings: list[str] = []
+    if spec.task != "rl":
+        return warnings
+    # Grouped algorithms report the share of prompts whose completions all scored the same; others the spread.
+    flat = [r["frac_reward_zero_std"] >= 1.0 for r in records if r.get("frac_reward_zero_std") is not None]
+    if not flat:
+        flat = [r["reward_std"] == 0 for r in records if r.get("reward_std") is not None]
+    if flat and sum(flat) > len(flat) / 2:
         warnings.append(
-            f"on {sum(z >= 1.0 for z in zero)} of {len(zero)} logged steps every completion of a prompt got the "
-            "same reward, so nothing was learned on them: use a reward that varies between completions "
-            "(or more rl.generation.num_generations / a higher temperature)"
+            f"on {sum(flat)} of {len(flat)} logged steps every completion got the same reward, so nothing was "
+            "learned on them: use a reward that varies between completions (or more "
+            "rl.generation.num_generations / a higher temperature)"
         )
     return warnings
 
@@ -80,10 +85,7 @@ class Run:
     def __init__(self, spec: Spec | str | Path | dict, backend: str | None = None, registry: Registry | None = None):
         self.spec = load_spec(spec).with_backend(backend)
         self.registry = registry or get_registry()
-        backend = self.registry.get(self.spec.backend)
-        python = interpreter_for(self.spec, backend.name)
-        self.backend: Backend = (IsolatedBackend(backend, python, timeout_for(self.spec, backend.name))
-                                 if python else backend)
+        self.backend: Backend = isolate_if_configured(self.registry.get(self.spec.backend), self.spec)
 
     def _protected_paths(self) -> list[Path]:
         """What --overwrite must never delete: the data, the model and tokenizer, the spec, the model cache."""
@@ -143,9 +145,9 @@ class Run:
     def _resolve_model(self, examples: Examples) -> tuple[Path, Path]:
         model = self.spec.model
         if model.builtin:
-            from .builtin_models import build_tiny_llama
+            from .builtin_models import build_builtin
 
-            path = build_tiny_llama(_corpus(examples), seed=self.spec.training.seed)
+            path = build_builtin(model.builtin, _corpus(examples), seed=self.spec.training.seed)
         else:
             local = self.spec.resolve_path(model.path or "")
             path = local if local.exists() else Path(model.path or "")

@@ -24,7 +24,7 @@ from .errors import SpecError
 
 Task = Literal["sft", "reward", "rl"]
 NAMED_TEMPLATES = ("instruction", "prompt-completion", "chat")
-BUILTIN_MODELS = ("tiny-llama",)
+BUILTIN_MODELS = ("tiny-llama", "tiny-gpt2")
 
 
 class _Strict(BaseModel):
@@ -35,8 +35,8 @@ class ModelSpec(_Strict):
     """Where the starting weights come from: a local folder / hub id, or a model tunebridge builds."""
 
     path: str | None = Field(None, description="Local folder or hub id of a causal LM checkpoint.")
-    builtin: Literal["tiny-llama"] | None = Field(
-        None, description="Build a tiny Llama model and tokenizer locally (no download)."
+    builtin: Literal["tiny-llama", "tiny-gpt2"] | None = Field(
+        None, description="Build a tiny model and tokenizer locally (no download): Llama or GPT-2 architecture."
     )
     tokenizer: str | None = Field(None, description="Tokenizer folder or id, if not the model's own.")
 
@@ -68,6 +68,9 @@ class DataSpec(_Strict):
         default_factory=dict, description="Template placeholder -> dataset column, e.g. {instruction: question}."
     )
     messages: str = Field("messages", description="Column holding the message list for the `chat` template.")
+    reward: str | None = Field(
+        None, description="Column holding an offline reward (a number) per row: task rl with rl.algorithm ilql."
+    )
     eval_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="Held-out share of the rows, split with the seed.")
     limit: int | None = Field(None, ge=1, description="Use only the first N rows.")
 
@@ -111,6 +114,8 @@ TASK_TEMPLATES = {
     "sft": ("prompt-completion", {"instruction", "prompt-completion", "chat", "inline", "text"}),
     "reward": ("preference", {"preference", "inline-preference", "instruction"}),
     "rl": ("prompt", {"prompt", "inline-prompt", "instruction"}),
+    # Offline RL (ilql) learns from finished samples with a reward each: prompt + completion + data.reward.
+    "rl-offline": ("prompt-completion", {"prompt-completion", "inline", "instruction"}),
 }
 
 
@@ -258,7 +263,7 @@ class Spec(_Strict):
 
     @model_validator(mode="after")
     def _fits_the_task(self) -> Spec:
-        default, allowed = TASK_TEMPLATES[self.task]
+        default, allowed = TASK_TEMPLATES[self.template_task]
         kind = self.data.template_kind or default
         if kind not in allowed:
             names = {"inline": "prompt + completion", "inline-preference": "prompt/chosen/rejected strings",
@@ -267,18 +272,29 @@ class Spec(_Strict):
                              f"it takes: {', '.join(sorted(names.get(k, k) for k in allowed))}")
         if self.task == "reward" and kind == "instruction" and self.data.chosen is None:
             raise ValueError("data: task 'reward' with template instruction needs `chosen` and `rejected` strings")
+        if self.task != "reward" and self.data.chosen is not None:
+            raise ValueError(f"data: `chosen` and `rejected` are for task 'reward', not {self.task!r}")
         for block, task, default in (("sft", "sft", SFTOptions()), ("reward", "reward", RewardOptions()),
                                      ("rl", "rl", RLOptions())):
             if self.task != task and getattr(self, block) != default:
                 raise ValueError(f"{block}: this block is for task {task!r}, the spec's task is {self.task!r}")
         if self.task == "rl" and not self.rl.reward and self.rl.algorithm != "ilql":
             raise ValueError("rl.reward: task 'rl' needs a reward ('pkg.module:function' or {model: PATH})")
+        if self.template_task == "rl-offline" and not self.data.reward:
+            raise ValueError("data.reward: rl.algorithm 'ilql' learns from offline rewards: name the column")
+        if self.data.reward and self.template_task != "rl-offline":
+            raise ValueError("data.reward: offline rewards are for task 'rl' with rl.algorithm 'ilql'")
         return self
+
+    @property
+    def template_task(self) -> str:
+        """The key into TASK_TEMPLATES: the task, or 'rl-offline' for rl with an offline algorithm."""
+        return "rl-offline" if self.task == "rl" and self.rl.algorithm == "ilql" else self.task
 
     @property
     def data_kind(self) -> str:
         """The template kind in effect, after the task's default."""
-        return self.data.template_kind or TASK_TEMPLATES[self.task][0]
+        return self.data.template_kind or TASK_TEMPLATES[self.template_task][0]
 
     @property
     def source(self) -> str | None:
@@ -334,7 +350,7 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
     problems = []
     for err in exc.errors():
         loc = tuple(err["loc"])
-        path = ".".join(str(p) for p in loc) or "(top level)"
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"
         if err["type"] == "extra_forbidden":
             msg = "unknown key" + _did_you_mean(str(loc[-1]), _allowed_keys(Spec, loc))
         elif err["type"] == "missing":

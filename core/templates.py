@@ -34,6 +34,7 @@ class Template:
     rejected: str | None = None
     optional: frozenset[str] = frozenset()
     columns: dict[str, str] | None = None
+    reward: str | None = None  # column with an offline reward, added to each example as "reward"
 
     def describe(self) -> dict[str, Any]:
         """A plain-data description for run.json and the model card."""
@@ -56,6 +57,10 @@ def resolve_template(data: DataSpec, kind: str, task: str = "sft") -> Template:
     A ``columns`` key that no placeholder uses is a SpecError.
     """
     template = _build_template(data, kind, task)
+    if data.reward:
+        from dataclasses import replace
+
+        template = replace(template, reward=data.reward)
     used = set(template.placeholders()) | ({"messages"} if template.kind == "chat" else set())
     unused = sorted(set(data.columns) - used)
     if unused:
@@ -155,7 +160,25 @@ def render_row(row: dict[str, Any], template: Template, chat: Callable[[list, bo
         extras = {k: v for k, v in row.items() if k not in ("prompt", "completion", "completions")}
         return {"prompt": prompt, **extras}
     completion = _required(template.completion, row, template, "completion")
-    return {"prompt": _prompt(row, template), "completion": completion}
+    example = {"prompt": _prompt(row, template), "completion": completion}
+    if template.reward:
+        example["reward"] = _number(row, template.reward)
+    return example
+
+
+def _number(row: dict[str, Any], column: str) -> float:
+    if column not in row:
+        raise RowProblem(f"missing column {column!r} (data.reward)")
+    value = row[column]
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise RowProblem(f"column {column!r} must hold a number, got {type(value).__name__}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise RowProblem(f"column {column!r} must hold a number, got {value!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise RowProblem(f"column {column!r} holds {value!r}, not a finite number")
+    return number
 
 
 def check_messages(messages: Any, column: str) -> list[dict[str, str]]:

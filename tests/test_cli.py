@@ -117,7 +117,7 @@ def test_validate_explains_the_generation_batch_rule(tmp_path, repo):
                     .replace("reward: rewards:letter_e", "reward: tunebridge.testing.rewards:letter_e"))
     proc = tb("validate", spec)
     assert proc.returncode == 1
-    assert "rl.generation.num_generations: rl.generation.num_generations=3 must divide" in proc.stderr
+    assert "rl.generation.num_generations: 3 must divide training.batch_size x" in proc.stderr
 
 
 @pytest.mark.usefixtures("trl_available")

@@ -23,7 +23,7 @@ def test_builtin_backends_come_through_the_entry_point_group():
     for name in ("trl", "trlx", "autotrain"):
         assert registry.backends[name].package == "tunebridge"
         assert registry.backends[name].plugin == name
-    assert registry.get("trlx").check().kind == "not-implemented"
+    assert registry.get("trlx").check().kind in ("missing", "ready")  # trlx lives in its own environment
     assert "rl" in registry.get("trlx").capabilities.tasks
 
 

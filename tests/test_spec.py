@@ -161,9 +161,9 @@ def test_rl_reward_forms():
     found, _ = problems({**RL, "rl": {}})
     assert "needs a reward" in found["rl.reward"]
     found, _ = problems({**RL, "rl": {"reward": "no_colon"}})
-    assert "pkg.module:function" in found["rl.reward.0"]
+    assert "pkg.module:function" in found["rl.reward[0]"]
     found, _ = problems({**RL, "rl": {"reward": {"function": "a:b", "model": "m"}}})
-    assert "exactly one" in found["rl.reward.0"]
+    assert "exactly one" in found["rl.reward[0]"]
     found, _ = problems({**RL, "rl": {"reward": "a:b", "algorithm": "dpo"}})
     assert "rl.algorithm" in found
     found, _ = problems({**RL, "rl": {"reward": "a:b", "generation": {"num_generations": 1}}})
@@ -178,3 +178,11 @@ def test_a_callable_reward_is_recorded_by_name():
     assert spec.rl.reward[0].function is my_reward and spec.rl.reward[0].name == "my_reward"
     assert spec.to_dict()["rl"]["reward"][0]["function"].endswith(":test_a_callable_reward_is_recorded_by_name."
                                                                   "<locals>.my_reward")
+
+
+def test_chosen_and_rejected_belong_to_the_reward_task():
+    for task in ("sft", "rl"):
+        extra = {"rl": {"reward": "a:b"}} if task == "rl" else {}
+        found, _ = problems({**MINIMAL, **extra, "task": task, "data": {
+            "path": "d", "template": "instruction", "chosen": "{a}", "rejected": "{b}"}})
+        assert f"are for task 'reward', not '{task}'" in found["data"]

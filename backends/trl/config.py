@@ -95,8 +95,7 @@ def rl_config_kwargs(spec: Spec, work_dir: Path, cuda: bool = False) -> dict[str
         "top_p": g.top_p,
         "beta": spec.rl.kl_coef if spec.rl.kl_coef is not None else DEFAULT_KL[algorithm],
     })
-    if len(spec.rl.reward) > 1:
-        kw["reward_weights"] = [source.weight for source in spec.rl.reward]
+    kw["reward_weights"] = [source.weight for source in spec.rl.reward]
     return kw
 
 
@@ -119,9 +118,10 @@ def generation_batch_problem(spec: Spec) -> str | None:
     n = spec.rl.generation.num_generations
     if per_step % n == 0:
         return None
-    return (f"rl.generation.num_generations={n} must divide training.batch_size x training.gradient_accumulation"
-            f" = {per_step}: in GRPO/RLOO the batch counts completions, not prompts, and each prompt gets "
-            f"{n} of them (e.g. batch_size {n * max(1, per_step // n)} = {max(1, per_step // n)} prompt(s) x {n})")
+    prompts = max(1, per_step // n)
+    return (f"{n} must divide training.batch_size x training.gradient_accumulation = {per_step}: in GRPO/RLOO "
+            f"the batch counts completions, not prompts, and each prompt gets {n} of them (e.g. a batch of "
+            f"{n * prompts} = {prompts} prompt(s) x {n} completions)")
 
 
 def native_config(spec: Spec, examples: Examples | None, work_dir: Path,

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..builtin_models import build_tiny_llama
+from ..builtin_models import build_builtin, build_tiny_llama
 
-__all__ = ["build_tiny_llama", "contract_rows", "preference_rows", "write_jsonl", "sft_spec_dict",
+__all__ = ["build_builtin", "build_tiny_llama", "contract_rows", "preference_rows", "write_jsonl", "sft_spec_dict",
            "reward_spec_dict", "rl_spec_dict"]
 
 _SUBJECTS = ["the cat", "a robot", "my friend", "the teacher", "a bird", "the river"]
@@ -80,11 +80,11 @@ def reward_spec_dict(data_path: Path | str, backend: str, **training: Any) -> di
 
 
 def rl_spec_dict(data_path: Path | str, backend: str, reward: Any = "tunebridge.testing.rewards:letter_e",
-                 algorithm: str = "auto", **training: Any) -> dict[str, Any]:
+                 algorithm: str = "auto", model: str = "tiny-llama", **training: Any) -> dict[str, Any]:
     """A small RL spec: instruction prompts, a toy reward the tiny model learns in ~20 steps."""
     base = {"max_steps": 20, "learning_rate": 3e-2, "batch_size": 8, "seed": 1234}
     base.update(training)
-    return {"task": "rl", "model": {"builtin": "tiny-llama"},
+    return {"task": "rl", "model": {"builtin": model},
             "data": {"path": str(data_path), "template": "instruction"}, "training": base, "backend": backend,
             "rl": {"algorithm": algorithm, "reward": reward,
                    "generation": {"max_new_tokens": 12, "num_generations": 4}}}
