@@ -153,6 +153,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     d = result.data
     if "truncated" in d:
         detail = f"{d['truncated']} truncated"
+    elif "longest_prompt_tokens" in d:
+        detail = f"longest prompt {d['longest_prompt_tokens']} tokens"
     else:  # reward pairs: dropped / cut to fit
         dropped = sum(d.get("dropped", {}).values())
         detail = f"{dropped} dropped, {d.get('train_truncated_pairs', 0) + d.get('eval_truncated_pairs', 0)} cut to fit"
