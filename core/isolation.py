@@ -9,6 +9,7 @@ The result, output layout and metrics are the same whichever way a backend runs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -78,7 +79,8 @@ class IsolatedBackend(Backend):
         self.python = python
         self.timeout = timeout
         self.name = inner.name
-        self.capabilities = inner.capabilities
+        # first_batch() is an in-process inspection; it does not cross to the worker.
+        self.capabilities = dataclasses.replace(inner.capabilities, first_batch=False)
         self.install_hint = inner.install_hint
         self.description = inner.description
         self.packages = getattr(inner, "packages", ())
