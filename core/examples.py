@@ -103,10 +103,12 @@ def prepare_examples(spec: Spec, chat: Callable[[list, bool], str] | None = None
         template = resolve_template(spec.data, spec.data_kind, spec.task)
     except SpecError as exc:
         raise SpecError(exc.problems, spec.source) from None
-    rendered = render_all(raw, template, chat) if converted is None else render_counting(raw, template, converted, chat)
+    # Converted records and dialogue pairs (real ones hold a few unsplittable pairs) drop and count bad rows.
+    counted = converted if converted is not None else ({} if template.dialogue else None)
+    rendered = render_all(raw, template, chat) if counted is None else render_counting(raw, template, counted, chat)
     if not rendered:
-        reasons = [f"{n} dropped: {why}" for why, n in (converted or {}).get("dropped", {}).items()]
-        raise DataError(f"{raw.path}: no examples to train on", reasons + (converted or {}).get("drop_examples", []))
+        reasons = [f"{n} dropped: {why}" for why, n in (counted or {}).get("dropped", {}).items()]
+        raise DataError(f"{raw.path}: no examples to train on", reasons + (counted or {}).get("drop_examples", []))
     train, held_out = split_and_order(rendered, spec.data.eval_fraction, spec.training.seed, spec.training.shuffle)
     kind = template.kind if template.kind != "chat" or chat is None else "prompt_completion"
     report = {
@@ -120,4 +122,9 @@ def prepare_examples(spec: Spec, chat: Callable[[list, bool], str] | None = None
     }
     if converted is not None:
         report["argilla"] = converted
+    elif counted is not None:
+        report["dialogue"] = {"rows": len(raw.rows), "pairs": len(rendered), **counted}
+        if counted.get("dropped"):
+            report["warnings"] = [f"{len(raw.rows) - len(rendered)} of {len(raw.rows)} dialogue rows cannot be "
+                                  "split at the last Assistant turn and were dropped (see data.dialogue in run.json)"]
     return Examples(kind=kind, train=train, eval=held_out, template=template, report=report)
