@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,15 +28,67 @@ V2_SUFFIXES = (".responses", ".responses.users", ".responses.status", ".suggesti
 V2_RECORD_KEYS = ("id", "status", "_server_id")
 
 
+class Lazy(Mapping):
+    """A read-only mapping whose values are built on first access (only the columns a recipe reads)."""
+
+    def __init__(self, names: list[str], build: Callable[[str], Any]):
+        self._names = list(dict.fromkeys(names))
+        self._build = build
+        self._cache: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._cache:
+            if name not in self._names:
+                raise KeyError(name)
+            self._cache[name] = self._build(name)
+        return self._cache[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+class Columns(Lazy):
+    """A table's columns as Python lists, converted from arrow only when read."""
+
+    def __init__(self, table: Any = None, rows: dict[str, list[Any]] | None = None):
+        self._table = table
+        if table is not None:
+            super().__init__(table.column_names, lambda name: table.column(name).to_pylist())
+            self.num_rows = table.num_rows
+        else:
+            rows = rows or {}
+            super().__init__(list(rows), rows.__getitem__)
+            self.num_rows = len(next(iter(rows.values()), []))
+
+
+    def holds_responses(self, name: str) -> bool:
+        """Whether column ``name`` holds 1.x response lists ({user_id, value, status}); arrow: from the schema."""
+        if self._table is None:
+            return _looks_v1(self[name])
+        kind = self._table.schema.field(name).type
+        item = getattr(kind, "value_type", None)
+        return item is not None and hasattr(item, "get_field_index") and item.get_field_index("user_id") >= 0 \
+            and item.get_field_index("value") >= 0
+
+
 @dataclass
 class Records:
-    """Annotated records, column by column: field values and each question's responses per record."""
+    """Annotated records, column by column: field values and each question's responses per record.
+
+    ``fields`` and ``responses`` are mappings that build a column when it is first read.
+    """
 
     path: Path
     format: str
     ids: list[str]
-    fields: dict[str, list[Any]]
-    responses: dict[str, list[list[Response]]]
+    fields: Mapping[str, list[Any]]
+    responses: Mapping[str, list[list[Response]]]
     question_types: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -52,7 +105,8 @@ def read_records(path: Path, fmt: str = "auto", limit: int | None = None) -> Rec
         raise DataError(f"data file not found: {path}")
     if fmt == "v2-disk" or (fmt == "auto" and path.is_dir() and (path / "records.json").is_file()):
         return _read_disk(path, limit)
-    columns, n = _read_columns(path, limit)
+    columns = _read_columns(path, limit)
+    n = columns.num_rows
     if fmt == "auto":
         fmt = detect_format(path, columns)
     records = _from_v2(path, columns, n) if fmt == "v2" else _from_v1(path, columns, n)
@@ -62,11 +116,11 @@ def read_records(path: Path, fmt: str = "auto", limit: int | None = None) -> Rec
     return records
 
 
-def detect_format(path: Path, columns: dict[str, list[Any]]) -> str:
+def detect_format(path: Path, columns: Columns) -> str:
     """``v2`` when there are ``<q>.responses`` columns, ``v1`` when there are 1.x question columns."""
     if any(name.endswith(".responses") for name in columns):
         return "v2"
-    if any(f"{name}-suggestion" in columns for name in columns) or any(_looks_v1(v) for v in columns.values()):
+    if any(f"{name}-suggestion" in columns for name in columns) or any(map(columns.holds_responses, columns)):
         return "v1"
     raise DataError(f"{path}: cannot tell which Argilla export this is: no '<question>.responses' columns (2.x) "
                     "and no question columns with '<question>-suggestion' (1.x); set data.argilla.format, "
@@ -80,18 +134,17 @@ def _looks_v1(values: list[Any]) -> bool:
     return False
 
 
-def _read_columns(path: Path, limit: int | None) -> tuple[dict[str, list[Any]], int]:
-    """The table as {column: values}; parquet and ``datasets`` folders are read column-wise by pyarrow."""
+def _read_columns(path: Path, limit: int | None) -> Columns:
+    """The table's columns; parquet and ``datasets`` folders stay arrow until a column is read."""
     table = _arrow_table(path)
     if table is not None:
         if limit is not None:
             table = table.slice(0, limit)
         if table.num_rows == 0:
             raise DataError(f"{path}: no rows")
-        return table.to_pydict(), table.num_rows
+        return Columns(table)
     raw = read_rows(path, limit)
-    names = raw.columns
-    return {name: [row.get(name) for row in raw.rows] for name in names}, len(raw.rows)
+    return Columns(rows={name: [row.get(name) for row in raw.rows] for name in raw.columns})
 
 
 def _arrow_table(path: Path) -> Any:
@@ -103,6 +156,8 @@ def _arrow_table(path: Path) -> Any:
             return pa.parquet.read_table(path)
         except Exception as exc:
             raise DataError(f"{path}: cannot read parquet: {exc}") from None
+    if path.is_file() and SUFFIXES.get(path.suffix.lower()) == "jsonl":
+        return _arrow_jsonl(path)
     if path.is_dir() and (path / "dataset_dict.json").is_file():
         splits = json.loads((path / "dataset_dict.json").read_text())["splits"]
         return _arrow_table(path / ("train" if "train" in splits else splits[0]))
@@ -120,47 +175,60 @@ def _arrow_table(path: Path) -> Any:
     return None
 
 
-def _ids(columns: dict[str, list[Any]], keys: tuple[str, ...], n: int) -> list[str]:
+def _arrow_jsonl(path: Path) -> Any:
+    """A .jsonl file through pyarrow's (threaded) reader; None, so that the plain reader names the bad line,
+    when pyarrow is missing or cannot read it (bad JSON, a column whose type changes)."""
+    try:
+        import pyarrow.json as pajson
+    except ImportError:
+        return None
+    try:
+        return pajson.read_json(path, read_options=pajson.ReadOptions(block_size=1 << 24))
+    except Exception:
+        return None
+
+
+def _ids(columns: Columns, keys: tuple[str, ...], n: int) -> list[str]:
     ids = [f"row {i + 1}" for i in range(n)]
     for key in reversed(keys):
-        values = columns.get(key)
-        if values is not None:
+        if key in columns:
+            values = columns[key]
             ids = [str(v) if v is not None else old for v, old in zip(values, ids, strict=True)]
     return ids
 
 
-def _from_v2(path: Path, columns: dict[str, list[Any]], n: int) -> Records:
+def _from_v2(path: Path, columns: Columns, n: int) -> Records:
     questions = [name[: -len(".responses")] for name in columns if name.endswith(".responses")]
-    responses: dict[str, list[list[Response]]] = {}
-    for q in questions:
+
+    def responses(q: str) -> list[list[Response]]:
         values = columns[f"{q}.responses"]
-        users = columns.get(f"{q}.responses.users") or [None] * n
-        statuses = columns.get(f"{q}.responses.status") or [None] * n
+        users = columns[f"{q}.responses.users"] if f"{q}.responses.users" in columns else [None] * n
+        statuses = columns[f"{q}.responses.status"] if f"{q}.responses.status" in columns else [None] * n
         per_record: list[list[Response]] = []
         for vals, us, sts in zip(values, users, statuses, strict=True):
             if not vals:
                 per_record.append([])
                 continue
-            us = us or [None] * len(vals)
-            sts = sts or ["unknown"] * len(vals)
-            per_record.append(list(zip(us, vals, sts, strict=True)))
-        responses[q] = per_record
-    fields = {name: values for name, values in columns.items()
-              if not name.endswith(V2_SUFFIXES) and name not in V2_RECORD_KEYS}
-    return Records(path, "v2", _ids(columns, ("id", "_server_id"), n), fields, responses)
+            per_record.append(list(zip(us or [None] * len(vals), vals, sts or ["unknown"] * len(vals), strict=True)))
+        return per_record
+
+    fields = [name for name in columns if not name.endswith(V2_SUFFIXES) and name not in V2_RECORD_KEYS]
+    return Records(path, "v2", _ids(columns, ("id", "_server_id"), n), Lazy(fields, columns.__getitem__),
+                   Lazy(questions, responses))
 
 
-def _from_v1(path: Path, columns: dict[str, list[Any]], n: int) -> Records:
-    questions = [name for name in columns
-                 if f"{name}-suggestion" in columns or (not name.endswith("-suggestion") and _looks_v1(columns[name]))]
-    responses: dict[str, list[list[Response]]] = {}
-    for q in questions:
-        responses[q] = [[(r.get("user_id"), r.get("value"), r.get("status") or "unknown") for r in (answers or [])]
-                        for answers in columns[q]]
+def _from_v1(path: Path, columns: Columns, n: int) -> Records:
+    questions = [name for name in columns if f"{name}-suggestion" in columns
+                 or (not name.endswith("-suggestion") and columns.holds_responses(name))]
+
+    def responses(q: str) -> list[list[Response]]:
+        return [[(r.get("user_id"), r.get("value"), r.get("status") or "unknown") for r in (answers or [])]
+                for answers in columns[q]]
+
     skip = set(questions) | {f"{q}-suggestion" for q in questions} | {f"{q}-suggestion-metadata" for q in questions}
-    fields = {name: values for name, values in columns.items()
-              if name not in skip and name not in ("external_id", "metadata", "id")}
-    return Records(path, "v1", _ids(columns, ("external_id", "id"), n), fields, responses)
+    fields = [name for name in columns if name not in skip and name not in ("external_id", "metadata", "id")]
+    return Records(path, "v1", _ids(columns, ("external_id", "id"), n), Lazy(fields, columns.__getitem__),
+                   Lazy(questions, responses))
 
 
 def _read_disk(path: Path, limit: int | None) -> Records:
