@@ -400,3 +400,36 @@ def test_run_json_keeps_the_conversion_report(tmp_path):
     data = json.loads((tmp_path / "out" / "run.json").read_text())["data"]
     assert data["argilla"]["sources"]["response"] == {"new-response": 4, "original-response": 4}
     assert data["argilla"]["recipe"] == "sft" and data["train"] == 8
+
+
+# -- the shipped example ----------------------------------------------------------------------------------
+
+def test_example_data_is_what_its_script_writes(repo, tmp_path, monkeypatch):
+    import runpy
+
+    script = repo / "examples" / "data" / "make_curated_argilla.py"
+    module = runpy.run_path(str(script))
+    rows = [json.loads(line) for line in (repo / "examples" / "data" / "everyday-preferences.jsonl").open()][:40]
+    expected = [json.dumps(module["record"](i, row, len(rows)), ensure_ascii=False) for i, row in enumerate(rows)]
+    shipped = (repo / "examples" / "data" / "everyday-curated-argilla.jsonl").read_text(encoding="utf-8")
+    assert shipped.splitlines() == expected
+
+
+def test_example_specs_validate(repo):
+    sft = prepare_examples(tb.load_spec(repo / "examples" / "argilla-sft.yaml"))
+    assert len(sft.train) == 40 and sft.report["argilla"]["format"] == "v1"
+    assert sft.report["argilla"]["sources"]["response"] == {"new-response": 31, "original-response": 9}
+    reward = prepare_examples(tb.load_spec(repo / "examples" / "argilla-reward.yaml"))
+    assert len(reward.train) == 21 and all(e["chosen"] != e["rejected"] for e in reward.train)
+    assert reward.report["argilla"]["dropped"] == {"unchanged (new-response == original-response)": 10,
+                                                   "no submitted response (new-response)": 9}
+
+
+@pytest.mark.training
+def test_reward_model_trains_on_argilla_pairs(repo, tmp_path, trl_available):
+    spec = tb.load_spec(repo / "examples" / "argilla-reward.yaml")
+    spec.training.max_steps = 2
+    result = tb.RewardTrainer(spec, backend="trl").train(tmp_path / "rm")
+    data = json.loads((tmp_path / "rm" / "run.json").read_text())["data"]
+    assert data["argilla"]["recipe"] == "edited-vs-original" and data["argilla"]["rows"] == 21
+    assert result.metrics["train_loss"] > 0

@@ -296,7 +296,7 @@ def convert(records: Records, spec: ArgillaSpec) -> Conversion:
     report["ignored_responses"] = dict(sorted(recipe.ignored.items()))
     if recipe.skipped_pairs:
         report["skipped_pairs"] = dict(recipe.skipped_pairs)
-    sources = {c: dict(n) for c, n in recipe.sources.items() if n}
+    sources = {c: dict(n) for c, n in recipe.sources.items() if n and len(_as_list(spec.columns[c])) > 1}
     if sources:
         report["sources"] = sources
     if not out.rows:
