@@ -433,3 +433,20 @@ def test_reward_model_trains_on_argilla_pairs(repo, tmp_path, trl_available):
     data = json.loads((tmp_path / "rm" / "run.json").read_text())["data"]
     assert data["argilla"]["recipe"] == "edited-vs-original" and data["argilla"]["rows"] == 21
     assert result.metrics["train_loss"] > 0
+
+
+def test_1x_answers_in_column_wise_form_and_a_datasets_folder(tmp_path):
+    rows = [{"prompt": "P?", "x": "ex", "y": "why", "external_id": "cw",
+             "rank": {"user_id": [A, B], "value": [{"value": ["y", "x"], "rank": [1, 2]}, None],
+                      "status": ["submitted", "draft"]}}]
+    ex = examples(write_jsonl(tmp_path / "d.jsonl", rows), recipe="ranking", question="rank", format="v1",
+                  columns={"prompt": "prompt"})
+    assert ex.train == [{"prompt": "P?", "chosen": "why", "rejected": "ex"}]
+    assert ex.report["argilla"]["ignored_responses"] == {"draft": 1}
+    datasets = pytest.importorskip("datasets")
+    folder = tmp_path / "saved"
+    datasets.Dataset.from_list(v1_rows(pairwise(30, seed=3), PAIR_QUESTIONS)).save_to_disk(str(folder))
+    ex = examples(folder, recipe="rating", ratings={"response-1": "rating-1", "response-2": "rating-2"},
+                  columns={"prompt": "prompt"})
+    assert ex.report["argilla"]["format"] == "v1" and ex.report["argilla"]["records"] == 30
+    assert ex.report["argilla"]["rows"] + sum(ex.report["argilla"]["dropped"].values()) == 30

@@ -72,7 +72,7 @@ class Columns(Lazy):
         if self._table is None:
             return _looks_v1(self[name])
         kind = self._table.schema.field(name).type
-        item = getattr(kind, "value_type", None)
+        item = kind if hasattr(kind, "get_field_index") else getattr(kind, "value_type", None)  # struct of lists
         return item is not None and hasattr(item, "get_field_index") and item.get_field_index("user_id") >= 0 \
             and item.get_field_index("value") >= 0
 
@@ -129,9 +129,21 @@ def detect_format(path: Path, columns: Columns) -> str:
 
 def _looks_v1(values: list[Any]) -> bool:
     for value in values[:50]:
+        if isinstance(value, dict):  # `datasets`' Sequence({...}) as Python: {user_id: [...], value: [...], ...}
+            return "user_id" in value and "value" in value
         if isinstance(value, list) and value:
             return isinstance(value[0], dict) and "user_id" in value[0] and "value" in value[0]
     return False
+
+
+def _answer_list(answers: Any) -> list[dict[str, Any]]:
+    """1.x answers as a list of {user_id, value, status}, also from the column-wise dict form."""
+    if not answers:
+        return []
+    if isinstance(answers, dict):
+        keys = list(answers)
+        return [dict(zip(keys, values, strict=False)) for values in zip(*answers.values(), strict=False)]
+    return answers
 
 
 def _read_columns(path: Path, limit: int | None) -> Columns:
@@ -222,7 +234,7 @@ def _from_v1(path: Path, columns: Columns, n: int) -> Records:
                  or (not name.endswith("-suggestion") and columns.holds_responses(name))]
 
     def responses(q: str) -> list[list[Response]]:
-        return [[(r.get("user_id"), r.get("value"), r.get("status") or "unknown") for r in (answers or [])]
+        return [[(r.get("user_id"), r.get("value"), r.get("status") or "unknown") for r in _answer_list(answers)]
                 for answers in columns[q]]
 
     skip = set(questions) | {f"{q}-suggestion" for q in questions} | {f"{q}-suggestion-metadata" for q in questions}
