@@ -66,12 +66,11 @@ def render_counting(raw: RawData, template: Template, report: dict[str, Any],
 
 def _read(spec: Spec) -> tuple[RawData, dict[str, Any] | None]:
     """The spec's rows, and the conversion report when they come from annotated (Argilla) records."""
-    path = spec.resolve_path(spec.data.path)
     if spec.data.argilla is None:
-        return read_rows(path, spec.data.limit), None
+        return read_rows(spec.resolve_path(spec.data.path), spec.data.limit), None
     from .feedback.source import argilla_rows
 
-    return argilla_rows(path, spec.data.argilla, spec.data.limit)
+    return argilla_rows(spec)
 
 
 def split_and_order(examples: list[dict], eval_fraction: float, seed: int, shuffle: bool) -> tuple[list, list]:

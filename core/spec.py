@@ -92,6 +92,13 @@ class DataSpec(_Strict):
             raise ValueError("`chosen` and `rejected` go together")
         return self
 
+    @model_validator(mode="after")
+    def _server_needs_argilla(self) -> DataSpec:
+        if self.path.startswith("argilla://") and self.argilla is None:
+            raise ValueError("`path: argilla://WORKSPACE/DATASET` reads a live Argilla server: add an `argilla:` "
+                             "block with the recipe")
+        return self
+
     @property
     def template_kind(self) -> str:
         """Which renderer applies: a named template, 'inline', 'inline-preference', 'inline-prompt' or 'text'.

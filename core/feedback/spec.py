@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 Recipe = Literal["sft", "edited-vs-original", "ranking", "rating", "label", "prompts"]
 Policy = Literal["first", "majority", "all", "unanimous"]
@@ -35,9 +35,10 @@ class ArgillaSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True)
 
-    format: Literal["auto", "v1", "v2", "v2-disk"] = Field(
+    format: Literal["auto", "v1", "v2", "v2-disk", "server"] = Field(
         "auto", description="auto (detected), v1 (1.x FeedbackDataset in its Hugging Face format), v2 (2.x "
-        "to_datasets/to_hub table) or v2-disk (2.x to_disk folder)."
+        "to_datasets/to_hub table), v2-disk (2.x to_disk folder) or server (data.path argilla://WORKSPACE/DATASET "
+        "on a live 2.x server)."
     )
     recipe: Recipe = Field(
         ..., description="sft | edited-vs-original | ranking | rating | label (task reward) | prompts (task rl)."
@@ -64,6 +65,10 @@ class ArgillaSpec(BaseModel):
     annotators: Policy = Field(
         "first", description="Several annotators: first (first counted response), majority (most common "
         "answer; ties dropped), all (one example per annotator), unanimous (only where all agree)."
+    )
+    api_url: str | None = Field(None, description="server: the Argilla URL (default: $ARGILLA_API_URL).")
+    api_key: SecretStr | None = Field(
+        None, description="server: the API key (default: $ARGILLA_API_KEY); never written anywhere."
     )
     statuses: list[Status] = Field(
         default_factory=lambda: ["submitted"], min_length=1, description="Response statuses that count; 2.x "
