@@ -327,7 +327,8 @@ def test_not_an_argilla_export(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "p", "chosen": "a", "rejected": "b"}])
     assert "cannot tell which Argilla export this is" in data_error(path, recipe="sft", task="sft",
                                                                     columns={"prompt": "prompt"})
-    assert "data file not found" in data_error(tmp_path / "nope.parquet", recipe="sft", task="sft")
+    assert "data file not found" in data_error(tmp_path / "nope.parquet", recipe="sft", task="sft",
+                                               columns={"prompt": "prompt"})
 
 
 # -- the spec block ---------------------------------------------------------------------------------------
@@ -336,11 +337,12 @@ def test_not_an_argilla_export(tmp_path):
     ({"recipe": "ranking", "question": "q", "colums": {}}, "reward", "data.argilla.colums: unknown key (did you "
                                                                      "mean 'columns'?)"),
     ({"recipe": "ranking"}, "reward", "recipe 'ranking' needs 'question'"),
-    ({"recipe": "sft", "edited": "x"}, "sft", "recipe 'sft' does not take 'edited'"),
+    ({"recipe": "sft", "edited": "x", "columns": {"p": "p"}}, "sft", "recipe 'sft' does not take 'edited'"),
     ({"recipe": "label", "question": "q", "candidates": ["a"]}, "reward", "exactly two candidates"),
     ({"recipe": "rating", "ratings": {"a": "q"}}, "reward", "at least two ratings"),
-    ({"recipe": "sft"}, "reward", "data.argilla.recipe: recipe 'sft' makes rows for task 'sft', the spec's task "
-                                  "is 'reward'"),
+    ({"recipe": "sft", "columns": {"prompt": "p"}}, "reward", "data.argilla.recipe: recipe 'sft' makes rows for "
+                                                              "task 'sft', the spec's task is 'reward'"),
+    ({"recipe": "sft"}, "sft", "recipe 'sft' needs `columns`"),
     ({"recipe": "label", "question": "q", "candidates": ["a", "b"], "columns": {"chosen": "x"}}, "reward",
      "chosen are made by recipe 'label'"),
     ({"recipe": "sft", "annotators": "most"}, "sft", "data.argilla.annotators"),
@@ -450,3 +452,20 @@ def test_1x_answers_in_column_wise_form_and_a_datasets_folder(tmp_path):
                   columns={"prompt": "prompt"})
     assert ex.report["argilla"]["format"] == "v1" and ex.report["argilla"]["records"] == 30
     assert ex.report["argilla"]["rows"] + sum(ex.report["argilla"]["dropped"].values()) == 30
+
+
+def test_date_like_text_stays_text(tmp_path):
+    rec = {"id": "d", "fields": {"original-instruction": "When?", "original-context": "",
+                                 "original-response": "2021-03-04"},
+           "responses": {"new-response": [answer(A, "2021-03-04T10:00:00")]}}
+    path = write(tmp_path, [rec], DOLLY_QUESTIONS, "v1")
+    ex = examples(path, recipe="edited-vs-original", edited="new-response", original="original-response",
+                  columns={"prompt": "original-instruction"})
+    assert ex.train == [{"prompt": "When?", "chosen": "2021-03-04T10:00:00", "rejected": "2021-03-04"}]
+
+
+def test_a_server_path_needs_the_argilla_block():
+    with pytest.raises(tb.SpecError, match="reads a live Argilla server: add an `argilla:` block"):
+        parse_spec({"task": "sft", "model": {"builtin": "tiny-llama"}, "data": {"path": "argilla://ws/ds"}})
+    with pytest.raises(tb.DataError, match="format 'server' needs data.path argilla://WORKSPACE/DATASET"):
+        examples("x.parquet", "sft", recipe="sft", format="server", columns={"prompt": "p"})

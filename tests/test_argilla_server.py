@@ -200,15 +200,16 @@ def test_the_key_is_never_written(curated, monkeypatch, tmp_path):
     ex = prepare_examples(spec)
     assert len(ex.train) == 2  # r1 and r2 (the annotator's submitted edit; the owner's is a draft)
     assert key not in json.dumps(spec.to_dict()) and key not in json.dumps(ex.report) and key not in repr(spec)
-    bad = live_spec("sft", recipe="sft", api_key="wrong." + key)
+    bad = live_spec("sft", recipe="sft", columns={"prompt": "prompt"}, api_key="wrong." + key)
     with pytest.raises(tb.DataError) as info:
         prepare_examples(bad)
     assert "cannot read from the Argilla server" in str(info.value) and key not in str(info.value)
 
 
 def test_missing_dataset_and_missing_settings(server_env, monkeypatch):
+    block = {"recipe": "sft", "columns": {"prompt": "p"}}
     spec = parse_spec({"task": "sft", "model": {"builtin": "tiny-llama"},
-                       "data": {"path": "argilla://ws1/nope", "argilla": {"recipe": "sft"}}})
+                       "data": {"path": "argilla://ws1/nope", "argilla": block}})
     with pytest.raises(tb.DataError, match="no dataset 'nope' in workspace 'ws1'"):
         prepare_examples(spec)
     monkeypatch.delenv("ARGILLA_API_KEY")

@@ -195,9 +195,22 @@ def _arrow_jsonl(path: Path) -> Any:
     except ImportError:
         return None
     try:
-        return pajson.read_json(path, read_options=pajson.ReadOptions(block_size=1 << 24))
+        table = pajson.read_json(path, read_options=pajson.ReadOptions(block_size=1 << 24))
     except Exception:
         return None
+    # pyarrow turns ISO-date-like strings into timestamps; such text must stay text: use the plain reader.
+    return None if any(_has_time(f.type) for f in table.schema) else table
+
+
+def _has_time(kind: Any) -> bool:
+    import pyarrow.types as t
+
+    if t.is_timestamp(kind) or t.is_date(kind) or t.is_time(kind):
+        return True
+    if t.is_struct(kind):
+        return any(_has_time(kind.field(i).type) for i in range(kind.num_fields))
+    child = getattr(kind, "value_type", None)
+    return child is not None and _has_time(child)
 
 
 def _ids(columns: Columns, keys: tuple[str, ...], n: int) -> list[str]:

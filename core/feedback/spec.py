@@ -94,6 +94,8 @@ class ArgillaSpec(BaseModel):
         missing = [k for k in _REQUIRED[recipe] if getattr(self, k) is None]
         if missing:
             raise ValueError(f"recipe {recipe!r} needs {', '.join(map(repr, missing))}")
+        if recipe in ("sft", "prompts") and not self.columns:
+            raise ValueError(f"recipe {recipe!r} needs `columns` (row column -> field or question)")
         if recipe == "label" and len(self.candidate_map) != 2:
             raise ValueError("recipe 'label' needs exactly two candidates (the two response fields)")
         if recipe == "rating" and len(self.ratings or {}) < 2:
