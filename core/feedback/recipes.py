@@ -142,7 +142,8 @@ class _Recipe:
         """The answer to ``question`` on record ``i``: the policy's, or ``user``'s under policy all."""
         if user is not None:
             return value_of(self.kept[question][i], user)
-        return aggregate(question, self.kept[question][i], self.spec.annotators)
+        policy = self.spec.annotators if self.spec.annotators != "all" else "first"  # "all" with nobody: no answer
+        return aggregate(question, self.kept[question][i], policy)
 
     def needed(self, question: str, i: int, user: Any) -> Any:
         """Like ``answer`` but a missing answer drops the unit."""
