@@ -98,6 +98,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"data ok: {r['rows']} rows -> {r['train']} train / {r['eval']} eval examples, template {r['template']}")
     if "argilla" in r:
         _print_conversion(r["argilla"])
+    for reason, n in r.get("dialogue", {}).get("dropped", {}).items():
+        print(f"  dialogue rows dropped {n}: {reason}")
     first = examples.train[0]
     for key, value in first.items():
         text = value if isinstance(value, str) else json.dumps(value)

@@ -77,3 +77,17 @@ def test_real_hh_rlhf_pairs(shared_data):
     for e in ex.train:
         assert e["prompt"].endswith("\n\nAssistant:") and e["prompt"] + e["chosen"] in originals
         assert "\n\nAssistant:" not in e["chosen"] and e["chosen"] != e["rejected"]
+
+
+def test_validate_prints_the_dropped_dialogue_rows(tmp_path):
+    import subprocess
+    import sys
+
+    write_jsonl(tmp_path / "hh.jsonl", [PAIR, {"chosen": PAIR["chosen"], "rejected": PAIR["chosen"]}])
+    (tmp_path / "s.yaml").write_text("task: reward\nmodel: {builtin: tiny-llama}\n"
+                                     "data: {path: hh.jsonl, template: hh-dialogue}\n")
+    proc = subprocess.run([sys.executable, "-m", "tunebridge", "validate", str(tmp_path / "s.yaml")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "data ok: 2 rows -> 1 train / 0 eval examples, template hh-dialogue" in proc.stdout
+    assert "dialogue rows dropped 1: template: chosen and rejected answers are identical" in proc.stdout
