@@ -8,13 +8,13 @@ export HF_HOME := $(CURDIR)/.cache/huggingface
 export HF_HUB_OFFLINE := 1
 export TUNEBRIDGE_CACHE_DIR := $(CURDIR)/.cache/tunebridge
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench argilla-server clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"          # pinned first: never let pip pick a CUDA build
-	$(PY) -m pip install --quiet -e ".[trl,dev]" "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[trl,dev,argilla]" "$(TORCH)"
 	touch $@
 
 install: $(VENV)/.installed
@@ -32,6 +32,15 @@ lint: install
 
 bench: install
 	$(PY) benchmarks/cli_startup.py
+	$(PY) benchmarks/data_prep.py
+
+# argilla-server 2.8 in its own environment, for tests/test_argilla_server.py (which also needs
+# `apt-get install redis-server`); the tests skip, saying why, without it.
+argilla-server: .cache/argilla-server-venv/.installed
+.cache/argilla-server-venv/.installed:
+	$(PYTHON) -m venv .cache/argilla-server-venv
+	.cache/argilla-server-venv/bin/pip install --quiet "argilla-server==2.8.0" "click<8.2"
+	touch $@
 
 clean:
 	rm -rf runs .cache .pytest_cache build dist *.egg-info

@@ -97,11 +97,33 @@ def cmd_validate(args: argparse.Namespace) -> int:
     r = examples.report
     print(f"spec ok: task {run.spec.task}, backend {run.backend.name} ({run.backend.check().describe()})")
     print(f"data ok: {r['rows']} rows -> {r['train']} train / {r['eval']} eval examples, template {r['template']}")
+    if "argilla" in r:
+        _print_conversion(r["argilla"])
+    for reason, n in r.get("dialogue", {}).get("dropped", {}).items():
+        print(f"  dialogue rows dropped {n}: {reason}")
     first = examples.train[0]
     for key, value in first.items():
         text = value if isinstance(value, str) else json.dumps(value)
         print(f"  first example {key}: {text[:200]!r}")
     return 0
+
+
+def _print_conversion(c: dict) -> None:
+    """The Argilla conversion: records in, rows out, and every drop by reason."""
+    print(f"argilla {c['format']}, recipe {c['recipe']}, annotators {c['annotators']}, counting "
+          f"{'/'.join(c['statuses'])} responses: {c['records']} records -> {c['rows']} rows "
+          f"({c['records_used']} records used)")
+    ignored = ", ".join(f"{n} {status}" for status, n in c.get("ignored_responses", {}).items())
+    if ignored:
+        print(f"  responses not counted: {ignored}")
+    for reason, n in c.get("dropped", {}).items():
+        print(f"  dropped {n}: {reason}")
+    for reason, n in c.get("skipped_pairs", {}).items():
+        print(f"  pairs not made {n}: {reason}")
+    for column, sources in c.get("sources", {}).items():
+        print(f"  {column} from: " + ", ".join(f"{name} {n}" for name, n in sources.items()))
+    for line in c.get("drop_examples", [])[:5]:
+        print(f"  e.g. {line}")
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -46,6 +46,33 @@ def render_all(raw: RawData, template: Template, chat: Callable[[list, bool], st
     return out
 
 
+def render_counting(raw: RawData, template: Template, report: dict[str, Any],
+                    chat: Callable[[list, bool], str] | None = None) -> list[dict]:
+    """Render every row; a row that cannot be rendered is dropped and counted in ``report`` (converted data)."""
+    out = []
+    dropped, examples = report.setdefault("dropped", {}), report.setdefault("drop_examples", [])
+    for i, row in enumerate(raw.rows):
+        try:
+            out.append(render_row(row, template, chat))
+        except RowProblem as exc:
+            reason = f"template: {exc}"
+            dropped[reason] = dropped.get(reason, 0) + 1
+            if len(examples) < MAX_REPORTED_PROBLEMS:
+                examples.append(f"{raw.where(i)}: {exc}")
+    if not examples:
+        report.pop("drop_examples")
+    return out
+
+
+def _read(spec: Spec) -> tuple[RawData, dict[str, Any] | None]:
+    """The spec's rows, and the conversion report when they come from annotated (Argilla) records."""
+    if spec.data.argilla is None:
+        return read_rows(spec.resolve_path(spec.data.path), spec.data.limit), None
+    from .feedback.source import argilla_rows
+
+    return argilla_rows(spec)
+
+
 def split_and_order(examples: list[dict], eval_fraction: float, seed: int, shuffle: bool) -> tuple[list, list]:
     """Hold out ``eval_fraction`` of the examples (seeded), then shuffle the rest once if asked."""
     indices = list(range(len(examples)))
@@ -70,14 +97,17 @@ def prepare_examples(spec: Spec, chat: Callable[[list, bool], str] | None = None
     ``chat(messages, add_generation_prompt)`` renders a message list with the tokenizer's chat template;
     without it, chat data is only checked for structure.
     """
-    raw = read_rows(spec.resolve_path(spec.data.path), spec.data.limit)
+    raw, converted = _read(spec)
     try:
         template = resolve_template(spec.data, spec.data_kind, spec.template_task)
     except SpecError as exc:
         raise SpecError(exc.problems, spec.source) from None
-    rendered = render_all(raw, template, chat)
+    # Converted records and dialogue pairs (real ones hold a few unsplittable pairs) drop and count bad rows.
+    counted = converted if converted is not None else ({} if template.dialogue else None)
+    rendered = render_all(raw, template, chat) if counted is None else render_counting(raw, template, counted, chat)
     if not rendered:
-        raise DataError(f"{raw.path}: no examples to train on")
+        reasons = [f"{n} dropped: {why}" for why, n in (counted or {}).get("dropped", {}).items()]
+        raise DataError(f"{raw.path}: no examples to train on", reasons + (counted or {}).get("drop_examples", []))
     train, held_out = split_and_order(rendered, spec.data.eval_fraction, spec.training.seed, spec.training.shuffle)
     kind = template.kind if template.kind != "chat" or chat is None else "prompt_completion"
     report = {
@@ -89,4 +119,11 @@ def prepare_examples(spec: Spec, chat: Callable[[list, bool], str] | None = None
         "template": spec.data_kind,
         "shuffled": spec.training.shuffle,
     }
+    if converted is not None:
+        report["argilla"] = converted
+    elif counted is not None:
+        report["dialogue"] = {"rows": len(raw.rows), "pairs": len(rendered), **counted}
+        if counted.get("dropped"):
+            report["warnings"] = [f"{len(raw.rows) - len(rendered)} of {len(raw.rows)} dialogue rows cannot be "
+                                  "split at the last Assistant turn and were dropped (see data.dialogue in run.json)"]
     return Examples(kind=kind, train=train, eval=held_out, template=template, report=report)

@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from .errors import SpecError
+from .feedback.spec import ArgillaSpec
 
 Task = Literal["sft", "reward", "rl"]
 NAMED_TEMPLATES = ("instruction", "prompt-completion", "chat")
@@ -54,8 +55,9 @@ class ModelSpec(_Strict):
 class DataSpec(_Strict):
     """The training data and how each row becomes a training example."""
 
-    path: str = Field(..., description="A .jsonl/.json/.csv/.parquet file or a folder saved by `datasets`.")
-    template: Literal["instruction", "prompt-completion", "chat", "preference", "prompt"] | None = Field(
+    path: str = Field(..., description="A .jsonl/.json/.csv/.parquet file or a folder saved by `datasets` (or, "
+                      "with `argilla`, an Argilla export or to_disk folder).")
+    template: Literal["instruction", "prompt-completion", "chat", "preference", "prompt", "hh-dialogue"] | None = Field(
         None, description="A named template (see docs/data.md); or format strings in prompt/completion/chosen/"
         "rejected/text. Default per task: sft prompt-completion, reward preference, rl prompt."
     )
@@ -73,6 +75,9 @@ class DataSpec(_Strict):
     )
     eval_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="Held-out share of the rows, split with the seed.")
     limit: int | None = Field(None, ge=1, description="Use only the first N rows.")
+    argilla: ArgillaSpec | None = Field(
+        None, description="Annotated Argilla records (1.x or 2.x): a recipe turns them into rows (see docs/data.md)."
+    )
 
     @model_validator(mode="after")
     def _one_template(self) -> DataSpec:
@@ -88,6 +93,13 @@ class DataSpec(_Strict):
             raise ValueError("`completion` (sft) and `chosen`/`rejected` (reward) do not go together")
         if ("chosen" in answers) != ("rejected" in answers):
             raise ValueError("`chosen` and `rejected` go together")
+        return self
+
+    @model_validator(mode="after")
+    def _server_needs_argilla(self) -> DataSpec:
+        if self.path.startswith("argilla://") and self.argilla is None:
+            raise ValueError("`path: argilla://WORKSPACE/DATASET` reads a live Argilla server: add an `argilla:` "
+                             "block with the recipe")
         return self
 
     @property
@@ -111,9 +123,9 @@ class DataSpec(_Strict):
 
 # Which data templates each task can use, and its default when the data block names none.
 TASK_TEMPLATES = {
-    "sft": ("prompt-completion", {"instruction", "prompt-completion", "chat", "inline", "text"}),
-    "reward": ("preference", {"preference", "inline-preference", "instruction"}),
-    "rl": ("prompt", {"prompt", "inline-prompt", "instruction"}),
+    "sft": ("prompt-completion", {"instruction", "prompt-completion", "chat", "inline", "text", "hh-dialogue"}),
+    "reward": ("preference", {"preference", "inline-preference", "instruction", "hh-dialogue"}),
+    "rl": ("prompt", {"prompt", "inline-prompt", "instruction", "hh-dialogue"}),
     # Offline RL (ilql) learns from finished samples with a reward each: prompt + completion + data.reward.
     "rl-offline": ("prompt-completion", {"prompt-completion", "inline", "instruction"}),
 }
@@ -270,6 +282,9 @@ class Spec(_Strict):
                      "inline-prompt": "a prompt string alone", "text": "text"}
             raise ValueError(f"data: task {self.task!r} cannot use {names.get(kind, 'template ' + repr(kind))}; "
                              f"it takes: {', '.join(sorted(names.get(k, k) for k in allowed))}")
+        if self.data.argilla is not None and self.data.argilla.task != self.task:
+            raise ValueError(f"data.argilla.recipe: recipe {self.data.argilla.recipe!r} makes rows for task "
+                             f"{self.data.argilla.task!r}, the spec's task is {self.task!r}")
         if self.task == "reward" and kind == "instruction" and self.data.chosen is None:
             raise ValueError("data: task 'reward' with template instruction needs `chosen` and `rejected` strings")
         if self.task != "reward" and self.data.chosen is not None:

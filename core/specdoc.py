@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from .feedback.spec import ArgillaSpec
 from .spec import (
     DataSpec,
     GenerationOptions,
@@ -26,7 +27,8 @@ from .spec import (
 )
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
-    ("(top level)", Spec), ("model", ModelSpec), ("data", DataSpec), ("training", TrainingSpec),
+    ("(top level)", Spec), ("model", ModelSpec), ("data", DataSpec), ("data.argilla", ArgillaSpec),
+    ("training", TrainingSpec),
     ("lora", LoraSpec), ("sft", SFTOptions), ("reward", RewardOptions), ("rl", RLOptions),
     ("rl.reward[]", RewardSource), ("rl.generation", GenerationOptions),
 ]

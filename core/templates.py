@@ -35,11 +35,13 @@ class Template:
     optional: frozenset[str] = frozenset()
     columns: dict[str, str] | None = None
     reward: str | None = None  # column with an offline reward, added to each example as "reward"
+    dialogue: bool = False  # hh-dialogue: split Anthropic-style dialogues at the last Assistant turn
 
     def describe(self) -> dict[str, Any]:
         """A plain-data description for run.json and the model card."""
         fields = {"kind": self.kind, "prompt": self.prompt, "completion": self.completion, "text": self.text,
-                  "chosen": self.chosen, "rejected": self.rejected, "columns": self.columns or None}
+                  "chosen": self.chosen, "rejected": self.rejected, "columns": self.columns or None,
+                  "split": "at the last Assistant turn (hh-dialogue)" if self.dialogue else None}
         return {k: v for k, v in fields.items() if v}
 
     def placeholders(self) -> list[str]:
@@ -96,6 +98,9 @@ def _build_template(data: DataSpec, kind: str, task: str) -> Template:
         return Template("preference", data.prompt or "", chosen=data.chosen, rejected=data.rejected, columns=cols)
     if kind in ("prompt", "inline-prompt"):
         return Template("prompt_only", data.prompt if kind == "inline-prompt" else "{prompt}", columns=cols)
+    if kind == "hh-dialogue":
+        target = {"reward": "preference", "rl": "prompt_only"}.get(task, "prompt_completion")
+        return Template(target, chosen="{chosen}", rejected="{rejected}", columns=cols, dialogue=True)
     raise ValueError(f"unknown template kind {kind!r}")
 
 
@@ -142,6 +147,8 @@ def _prompt(row: dict[str, Any], template: Template) -> str:
 
 def render_row(row: dict[str, Any], template: Template, chat: Callable[[list, bool], str] | None = None) -> dict:
     """Render one row into the example its template kind holds (see Template). Raises RowProblem."""
+    if template.dialogue:
+        return _render_dialogue(row, template)
     if template.kind == "text":
         return {"text": _required(template.text, row, template, "rendered text")}
     if template.kind == "chat":
@@ -179,6 +186,23 @@ def _number(row: dict[str, Any], column: str) -> float:
     if number != number or number in (float("inf"), float("-inf")):
         raise RowProblem(f"column {column!r} holds {value!r}, not a finite number")
     return number
+
+
+def _render_dialogue(row: dict[str, Any], template: Template) -> dict:
+    """hh-dialogue: the shared dialogue is the prompt, the last Assistant answers are the completions."""
+    from .feedback.dialogue import DialogueProblem, split_last_turn, split_pair
+
+    try:
+        if template.kind == "preference":
+            prompt, chosen, rejected = split_pair(_value(row, "chosen", template), _value(row, "rejected", template))
+            return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+        prompt, answer = split_last_turn(_value(row, "chosen", template), "chosen")
+    except DialogueProblem as exc:
+        raise RowProblem(str(exc)) from None
+    if template.kind == "prompt_only":
+        extras = {k: v for k, v in row.items() if k not in ("prompt", "completion", "completions")}
+        return {**extras, "prompt": prompt}
+    return {"prompt": prompt, "completion": answer}
 
 
 def check_messages(messages: Any, column: str) -> list[dict[str, str]]:
