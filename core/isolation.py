@@ -43,10 +43,10 @@ def native_options(spec: Any, name: str) -> dict[str, Any]:
 
 def interpreter_for(spec: Any, name: str) -> str | None:
     """The Python interpreter a backend should run in, or None for in-process."""
-    chosen = spec.backend_options.get(name, {}).get("python") or os.environ.get(f"TUNEBRIDGE_{name.upper()}_PYTHON")
-    if not chosen:
-        return None
-    return str(spec.resolve_path(chosen)) if os.sep in chosen or chosen.startswith(".") else chosen
+    from_spec = spec.backend_options.get(name, {}).get("python")
+    if from_spec:  # relative to the spec file, like every path in a spec
+        return str(spec.resolve_path(from_spec)) if os.sep in from_spec or from_spec.startswith(".") else from_spec
+    return os.environ.get(f"TUNEBRIDGE_{name.upper()}_PYTHON") or None
 
 
 def isolate_if_configured(backend: Backend, spec: Any = None) -> Backend:
@@ -81,7 +81,8 @@ class IsolatedBackend(Backend):
         self.name = inner.name
         # first_batch() is an in-process inspection; it does not cross to the worker.
         self.capabilities = dataclasses.replace(inner.capabilities, first_batch=False)
-        self.install_hint = inner.install_hint
+        self.install_hint = (f"make {python} an environment with tunebridge and {inner.name}'s framework "
+                             "(see docs/environments.md)")
         self.description = inner.description
         self.packages = getattr(inner, "packages", ())
         self._status: BackendStatus | None = None

@@ -71,7 +71,7 @@ def test_overrides_unhonoured_settings_and_runner_keys():
     assert "python" not in json.dumps(native["TRLConfig"])
     assert any("warmup_ratio" in u for u in unhonoured) and any("precision 'bf16'" in u for u in unhonoured)
     assert not any("hf_xxx" in n for n in notes) and any("'***'" in n for n in notes)
-    with pytest.raises(KeyError, match="use 'section.key'"):
+    with pytest.raises(tb.SpecError, match="backend_options.trlx.gen_kwargs: use 'section.key'"):
         native_config(parse_spec({**SFT, "backend_options": {"trlx": {"gen_kwargs": 1}}}), None, Path("w"))
 
 
@@ -102,7 +102,7 @@ def test_ilql_needs_an_offline_reward_column(tmp_path):
 def test_samples_prompts_and_rewards_adapt_to_trlx():
     ex = Examples("prompt_completion", [{"prompt": "Q: ", "completion": "A"}])
     assert sft_samples(ex) == [["Q: ", "A"]]
-    assert sft_samples(Examples("text", [{"text": "plain"}])) == ["plain"]
+    assert sft_samples(Examples("text", [{"text": "plain"}]), "</s>") == ["plain</s>"]
     rows = [{"prompt": "p1", "response": "r1"}]
     prompts = ppo_prompts(rows)
     prompts[0].pop("prompt")
@@ -123,16 +123,18 @@ def test_step_metrics_merge_rollouts_and_mark_evaluations():
     sent = []
     merger = StepMetrics(lambda step, record: sent.append((step, record)))
     merger.add(0, {"reward/mean": 0.1, "time/generate": 0.5})                     # evaluation at step 0
-    merger.add(0, {"rollout_scores/mean": 0.2, "rollout_scores/std": 0.05})        # first rollouts
+    merger.add(0, {"rollout_scores/mean": 0.2, "rollout_scores/std": 0.05, "policy/sqrt_kl": 0.5})  # rollouts
     merger.add(1, {"losses/total_loss": 1.5, "learning_rate_group_0": 1e-3, "policy/approx_kl": 0.01})
     merger.add(2, {"losses/total_loss": 1.2, "learning_rate_group_0": 1e-3, "samples": object()})
     merger.add(2, {"rollout_scores/mean": 0.4, "rollout_scores/std": 0.1})         # next round, after step 2
     merger.add(3, {"losses/total_loss": 1.0, "learning_rate_group_0": 1e-3})
     merger.flush()
     assert sent[0] == (0, {"eval_reward_mean": 0.1, "eval_time/generate": 0.5})
-    assert sent[1] == (1, {"loss": 1.5, "learning_rate": 1e-3, "kl": 0.01, "reward_mean": 0.2, "reward_std": 0.05})
+    assert sent[1] == (1, {"loss": 1.5, "learning_rate": 1e-3, "approx_kl": 0.01, "reward_mean": 0.2,
+                           "reward_std": 0.05, "kl": 0.25})
     assert sent[2][1]["reward_mean"] == 0.2 and "samples" not in sent[2][1]
     assert sent[3] == (3, {"loss": 1.0, "learning_rate": 1e-3, "reward_mean": 0.4, "reward_std": 0.1})
+    assert "kl" not in sent[3][1]  # the second round logged no KL to the reference
     assert normalise({"loss": 2, "flag": True, "text": "x"}) == {"loss": 2.0}
     assert not math.isnan(sent[1][1]["loss"])
 
@@ -188,3 +190,27 @@ def test_ilql_trains_on_offline_rewards_and_the_model_reloads(tmp_path):
     after = AutoModelForCausalLM.from_pretrained(result.model_dir)(ids).logits
     before = AutoModelForCausalLM.from_pretrained(result.base_model)(ids).logits
     assert (after - before).abs().max() > 1e-4
+
+
+def test_ppo_needs_max_steps_and_a_loadable_model_folder(tmp_path):
+    with pytest.raises(tb.SpecError, match="training.max_steps: PPO on trlx counts steps in rounds"):
+        Run(parse_spec({**RL, "model": {"builtin": "tiny-gpt2"}})).check_support()
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text('{"model_type": "gpt2"}')
+    spec = parse_spec({**RL, "model": {"path": str(tmp_path / "m")}, "training": {"max_steps": 2}})
+    with pytest.raises(tb.SpecError, match="load .*pytorch_model.bin by name"):
+        Run(spec).check_support()
+    llama = parse_spec({**RL, "training": {"max_steps": 2}})
+    with pytest.raises(tb.SpecError, match="Llama branch does not run"):
+        Run(llama).check_support()
+
+
+def test_plan_reports_what_trlx_cannot_honour():
+    spec = parse_spec({**SFT, "data": {"path": "d", "template": "instruction", "eval_fraction": 0.2}})
+    examples = Examples("prompt_completion", [{"prompt": "p", "completion": "c"}] * 4,
+                        [{"prompt": "p", "completion": "c"}])
+    native, unhonoured, notes = native_config(spec, examples, Path("w"))
+    assert any("never clips gradients" in u for u in unhonoured)
+    assert any("does not evaluate on the held-out split" in u for u in unhonoured)
+    assert native["TRLConfig"]["tokenizer"]["padding_side"] == "right"
+    assert any("core's order" in n for n in notes)

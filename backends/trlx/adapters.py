@@ -16,16 +16,20 @@ RENAMES = {
     "learning_rate_group_0": "learning_rate",
     "rollout_scores/mean": "reward_mean",
     "rollout_scores/std": "reward_std",
-    "policy/approx_kl": "kl",
+    "policy/approx_kl": "approx_kl",      # PPO's old-vs-new policy KL (not the KL to the reference)
     "reward/mean": "eval_reward_mean",    # trlx's evaluation on eval_prompts
 }
 ROLLOUT_KEYS = ("reward_mean", "reward_std")  # carried onto the training steps that use those rollouts
 
 
-def sft_samples(examples: Examples) -> list[Any]:
-    """trlx ``samples``: [prompt, completion] pairs (prompt tokens get no loss) or plain strings."""
+def sft_samples(examples: Examples, eos_token: str | None = None) -> list[Any]:
+    """trlx ``samples``: [prompt, completion] pairs (prompt tokens get no loss) or plain strings.
+
+    trlx appends EOS to pairs but not to plain strings; the core's rule is EOS after every example.
+    """
     if examples.kind == "text":
-        return [ex["text"] for ex in examples.train]
+        eos = eos_token or ""
+        return [ex["text"] if ex["text"].endswith(eos) else ex["text"] + eos for ex in examples.train]
     return [[ex["prompt"], ex["completion"]] for ex in examples.train]
 
 
@@ -86,6 +90,8 @@ class StepMetrics:
             return
         if "rollout_scores/mean" in stats:
             self.rollout = {k: values[k] for k in ROLLOUT_KEYS if k in values}
+            if "policy/sqrt_kl" in values:  # the KL to the reference model, measured on the rollouts
+                self.rollout["kl"] = values["policy/sqrt_kl"] ** 2
             return
         step = int(step or 0)
         if step != self.step:

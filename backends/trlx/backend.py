@@ -38,6 +38,11 @@ class TRLXBackend(Backend):
         missing = [name for name in REQUIRED if found[name] is None or find_spec(name) is None]
         if missing:
             return BackendStatus("missing", f"not installed here: {', '.join(missing)}", found)
+        peft = package_version("peft")
+        if peft is not None and tuple(int(x) for x in peft.split(".")[:2]) >= (0, 10):
+            return BackendStatus("broken", f"peft {peft} is installed: trlx 0.7 imports "
+                                           "prepare_model_for_int8_training, which peft removed; pip uninstall peft",
+                                 found)
         if not found["transformers"].startswith("4."):
             return BackendStatus("broken", f"trlx's PPO/ILQL need transformers 4.x (4.57.6 works), found "
                                            f"{found['transformers']}", found)

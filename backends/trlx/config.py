@@ -39,6 +39,14 @@ def spec_problems(spec: Spec) -> list[tuple[str, str]]:
         problems.append(("model", "trlx's PPO builds its frozen reference branch for GPT-2/GPT-J/NeoX-style models; "
                          "its Llama branch does not run on transformers 4.5x. Use a GPT-2-family model "
                          "({builtin: tiny-gpt2} for a local test) or another backend for Llama"))
+    if algorithm_of(spec) == "ppo" and not spec.training.max_steps:
+        problems.append(("training.max_steps", "PPO on trlx counts steps in rounds of rollouts, not epochs over the "
+                         "data: give training.max_steps"))
+    if algorithm_of(spec) in ("ppo", "ilql") and spec.model.path:
+        folder = spec.resolve_path(spec.model.path)
+        if folder.is_dir() and not (folder / "pytorch_model.bin").is_file():
+            problems.append(("model.path", f"trlx's PPO/ILQL load {folder / 'pytorch_model.bin'} by name and it is "
+                             "missing: save one beside the model (torch.save(model.state_dict(), ...))"))
     if spec.training.max_length <= max_new_tokens(spec):
         problems.append(("training.max_length", f"trlx needs max_length ({spec.training.max_length}) above the "
                          f"generation length ({max_new_tokens(spec)}): prompts get max_length - max_new_tokens"))
@@ -126,7 +134,9 @@ def trlx_config(spec: Spec, examples: Examples | None, work_dir: Path) -> dict[s
     return {
         "train": train,
         "model": model,
-        "tokenizer": {"tokenizer_path": "<tokenizer>", "padding_side": "left", "truncation_side": "right"},
+        # SFT batches are padded on the right like every other backend; PPO/ILQL generate, so they pad left.
+        "tokenizer": {"tokenizer_path": "<tokenizer>", "padding_side": "right" if algorithm == "sft" else "left",
+                      "truncation_side": "right"},
         "optimizer": {"name": "adamw", "kwargs": {"lr": t.learning_rate, "betas": [0.9, 0.999], "eps": 1e-8,
                                                   "weight_decay": t.weight_decay}},
         "scheduler": _scheduler(spec, total),
@@ -140,8 +150,10 @@ def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> list[s
     for dotted, value in overrides.items():
         section, _, key = dotted.partition(".")
         if section not in config or not key:
-            raise KeyError(f"backend_options.trlx.{dotted}: use 'section.key' with a section of "
-                           f"{sorted(config)}")
+            from tunebridge.errors import SpecError
+
+            raise SpecError([(f"backend_options.trlx.{dotted}", f"use 'section.key' with a section of "
+                              f"{', '.join(sorted(config))} (e.g. 'method.ppo_epochs')")])
         target = config[section]
         *parents, leaf = key.split(".")
         for part in parents:
@@ -161,8 +173,9 @@ def native_config(spec: Spec, examples: Examples | None, work_dir: Path) -> tupl
     algorithm = algorithm_of(spec)
     if t.warmup_ratio:
         unhonoured.append("training.warmup_ratio: trlx's schedulers (linear, cosine_annealing) have no warmup")
-    if t.max_grad_norm != 1.0:
-        unhonoured.append("training.max_grad_norm: trlx does not clip gradients by a configured norm")
+    unhonoured.append(f"training.max_grad_norm={t.max_grad_norm}: trlx 0.7 never clips gradients (other backends do)")
+    if examples is not None and examples.eval:
+        unhonoured.append("data.eval_fraction: the trlx backend does not evaluate on the held-out split")
     if t.precision != "fp32":
         unhonoured.append(f"training.precision {t.precision!r}: the trlx backend trains in fp32")
     if t.gradient_checkpointing:
@@ -171,10 +184,15 @@ def native_config(spec: Spec, examples: Examples | None, work_dir: Path) -> tupl
         unhonoured.append("sft.completion_only_loss: false — trlx masks the prompt of [prompt, completion] samples "
                           "(use a `text` template for loss on everything)")
     if algorithm == "ppo":
-        notes.append("PPO: batch_size counts prompts (rollouts) and each step runs ppo_epochs=4 passes; "
-                      "rl.generation.num_generations does not apply")
-    if t.shuffle:
-        notes.append("trlx shuffles its own data loader (seeded with training.seed) on top of the core's order")
+        notes.append("PPO: batch_size counts prompts; each round of batch_size rollouts feeds ppo_epochs=4 optimizer "
+                      "steps; rl.generation.num_generations does not apply")
+        notes.append("PPO: num_layers_unfrozen=1: only the top block, the final norm and the heads train (trlx's "
+                      "frozen reference branch shares the rest)")
+    if algorithm == "sft":
+        notes.append("SFT: trlx reads the examples in the core's order")
+    else:
+        notes.append(f"{algorithm.upper()}: trlx shuffles its rollouts/samples itself (seeded with training.seed), "
+                     "whatever training.shuffle says")
     data = {"sft": "samples=[[prompt, completion], ...] (or plain text)", "ppo": "prompts=[{prompt, **columns}]",
             "ilql": "samples=[[prompt, completion], ...] + rewards (from data.reward)"}[algorithm]
     native = {"trainer": f"trlx.train ({config['train']['trainer']})", "TRLConfig": config, "data": data}

@@ -21,8 +21,6 @@ def _config(job: TrainingJob) -> tuple[Any, dict[str, Any]]:
     config = native["TRLConfig"]
     config["model"]["model_path"] = str(job.model_path)
     config["tokenizer"]["tokenizer_path"] = str(job.tokenizer_path)
-    if algorithm_of(job.spec) == "sft":
-        config["tokenizer"]["padding_side"] = "right"  # training batches padded like every other backend
     return TRLConfig.from_dict(config), native
 
 
@@ -75,20 +73,19 @@ def train(job: TrainingJob) -> BackendOutput:
     total = total_steps_of(job.spec, job.examples)
     job.reporter.set_total_steps(total)
     metrics, original_log = _capture_metrics(job)
-    eos = None
+    from transformers import AutoTokenizer
+
+    eos = AutoTokenizer.from_pretrained(str(job.tokenizer_path)).eos_token
     try:
         if algorithm == "sft":
-            trainer = trlx.train(samples=sft_samples(job.examples), config=config)
+            trainer = trlx.train(samples=sft_samples(job.examples, eos), config=config)
         elif algorithm == "ilql":
-            samples = sft_samples(job.examples)
+            samples = sft_samples(job.examples, eos)
             rewards = [float(ex["reward"]) for ex in job.examples.train]
             trainer = trlx.train(samples=samples, rewards=rewards, config=config)
         else:
-            from transformers import AutoTokenizer
-
             from tunebridge.rewards import load_rewards
 
-            eos = AutoTokenizer.from_pretrained(str(job.tokenizer_path)).eos_token
             batch = config.train.batch_size
             trainer = trlx.train(reward_fn=make_reward_fn(load_rewards(job.spec), eos),
                                  prompts=ppo_prompts(job.examples.train), eval_prompts=ppo_prompts(
@@ -124,7 +121,9 @@ def save_model(trainer: Any, job: TrainingJob) -> str:
     if not isinstance(model, PreTrainedModel) and hasattr(model, "base_model"):
         model = model.base_model
     fmt = "full"  # no LoRA on trlx: trlx 0.7 imports a peft function that current peft releases removed
+    model.config.use_cache = True  # PPO loads with use_cache=False (hydra branch); the saved model should not
     model.save_pretrained(job.model_dir)
+    torch.save(model.state_dict(), job.model_dir / "pytorch_model.bin")  # so trlx's PPO/ILQL can start from it
     trainer.tokenizer.save_pretrained(job.model_dir)
     make_tokenizer_portable(job.model_dir)
     _check_reload(model, Path(job.model_dir), torch, AutoModelForCausalLM)
