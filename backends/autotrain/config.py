@@ -141,8 +141,8 @@ def _unhonoured(spec: Spec, trainer: str, examples: Examples | None) -> tuple[li
         unhonoured.append("training.shuffle: false: AutoTrain's trainer shuffles the examples anyway")
     if t.seed != AUTOTRAIN_SEED:
         unhonoured.append(f"training.seed={t.seed}: AutoTrain passes the seed only to its data split; its trainer "
-                          f"always seeds with {AUTOTRAIN_SEED} (tunebridge's own data order and the builtin model "
-                          "still use the spec's seed)")
+                          f"always seeds with {AUTOTRAIN_SEED} (tunebridge's data order, the builtin model and, "
+                          "when tunebridge launches AutoTrain, the packing shuffle use the spec's seed)")
     if t.save_steps:
         unhonoured.append("training.save_steps: AutoTrain writes no checkpoints without a validation split")
     if t.eval_steps:

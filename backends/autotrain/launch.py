@@ -76,8 +76,41 @@ def scrub(line: str, secrets: list[str]) -> str:
     return line
 
 
-def child_env(python: Path) -> dict[str, str]:
-    """The environment for the AutoTrain process: its bin folder first on PATH, unbuffered output."""
+# AutoTrain seeds nothing before it builds the model and the data: trl 0.13 packs SFT data with an
+# unseeded `random.shuffle`, and llm-reward creates its scoring head with torch's unseeded generator.
+# Python imports `sitecustomize` at start-up in every process AutoTrain starts (the CLI, accelerate, the
+# trainer, which all import torch anyway): this one seeds random, numpy and torch from the run's seed.
+SITECUSTOMIZE = '''"""Written by tunebridge: seed random, numpy and torch in every AutoTrain process."""
+import os
+
+if os.environ.get("TUNEBRIDGE_AUTOTRAIN_SEED"):
+    import random
+
+    _seed = int(os.environ["TUNEBRIDGE_AUTOTRAIN_SEED"])
+    random.seed(_seed)
+    try:
+        import numpy
+        import torch
+    except ImportError:
+        pass
+    else:
+        numpy.random.seed(_seed % 2**32)
+        torch.manual_seed(_seed)
+'''
+
+
+def seeding_dir(folder: Path) -> Path:
+    """Write the seeding ``sitecustomize.py`` into ``folder`` (put it on the child's PYTHONPATH)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
+    return folder
+
+
+def child_env(python: Path, seed: int | None = None, site_dir: Path | None = None) -> dict[str, str]:
+    """The environment for the AutoTrain process: its bin folder first on PATH, unbuffered output.
+
+    With ``seed`` and ``site_dir`` (see seeding_dir), every Python process it starts seeds ``random``.
+    """
     env = dict(os.environ)
     env["PATH"] = str(python.parent) + os.pathsep + env.get("PATH", "")
     env["VIRTUAL_ENV"] = str(python.parent.parent)
@@ -85,13 +118,20 @@ def child_env(python: Path) -> dict[str, str]:
     env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.pop("PYTHONPATH", None)  # tunebridge's own packages must not shadow AutoTrain's
+    if seed is not None and site_dir is not None:
+        env["PYTHONPATH"] = str(site_dir)
+        env["TUNEBRIDGE_AUTOTRAIN_SEED"] = str(seed)
     return env
 
 
 def run_autotrain(python: Path, project_dir: Path, log_path: Path, on_line: Callable[[str], None],
-                  config_file: str = "config.yml") -> int:
-    """Run ``autotrain --config`` in ``project_dir``; every output line goes to ``log_path`` and ``on_line``."""
-    env = child_env(python)
+                  config_file: str = "config.yml", seed: int | None = None) -> int:
+    """Run ``autotrain --config`` in ``project_dir``; every output line goes to ``log_path`` and ``on_line``.
+
+    With ``seed``, Python's ``random`` is seeded in every process AutoTrain starts (deterministic packing).
+    """
+    site_dir = seeding_dir(project_dir / ".tunebridge-site") if seed is not None else None
+    env = child_env(python, seed, site_dir)
     secrets = [v for k, v in env.items() if len(v) >= 8 and (SECRET_VALUE.match(v) or k in ("HF_TOKEN",))]
     cmd = [str(python.parent / "autotrain"), "--config", config_file]
     with log_path.open("w", encoding="utf-8") as log, subprocess.Popen(

@@ -36,7 +36,7 @@ def train(job: TrainingJob, python: Path) -> BackendOutput:
             job.reporter.log(record["step"], {k: v for k, v in record.items() if k != "step"})
 
     log_path = job.output_dir / LOG_FILE
-    returncode = launch.run_autotrain(python, folder, log_path, on_line)
+    returncode = launch.run_autotrain(python, folder, log_path, on_line, seed=job.spec.training.seed)
     project_dir = folder / project.config["project_name"]
     judge(project_dir, follower, returncode, log_path)
     scalars = launch.read_scalars(python, project_dir / "runs")
