@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from .backend import Backend, Plan, TrainingJob
-from .errors import BackendUnavailable, OutputExistsError, RunFailed, SpecError, TunebridgeError
+from .errors import (
+    BackendUnavailable,
+    OutputExistsError,
+    RunFailed,
+    SpecError,
+    TunebridgeError,
+    UnsupportedFeature,
+)
 from .examples import Examples, prepare_examples
 from .lengths import apply_length_rules
 from .modelcard import model_card
@@ -207,6 +214,10 @@ class Run:
         Unsupported features fail before anything is written. The examples are the ones training would use.
         """
         out = Path(output_dir)
+        if type(self.backend).export is Backend.export:
+            exporters = [name for name, item in self.registry.backends.items()
+                         if type(item.backend).export is not Backend.export]
+            raise UnsupportedFeature(self.backend.name, "export", exporters)
         examples = self.validate()
         self.backend.plan(self.spec, examples)  # mapping problems surface before the folder is touched
         prepare_output_dir(out, overwrite, protect=self._protected_paths())
