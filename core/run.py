@@ -11,14 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .backend import Backend, Plan, TrainingJob
-from .errors import (
-    BackendUnavailable,
-    OutputExistsError,
-    RunFailed,
-    SpecError,
-    TunebridgeError,
-    UnsupportedFeature,
-)
+from .errors import BackendUnavailable, OutputExistsError, RunFailed, SpecError, TunebridgeError
 from .examples import Examples, prepare_examples
 from .lengths import apply_length_rules
 from .modelcard import model_card
@@ -213,6 +206,8 @@ class Run:
 
         Unsupported features fail before anything is written. The examples are the ones training would use.
         """
+        from .errors import UnsupportedFeature
+
         out = Path(output_dir)
         if type(self.backend).export is Backend.export:
             exporters = [name for name, item in self.registry.backends.items()
