@@ -132,3 +132,13 @@ def test_params_override_but_core_owned_keys_do_not():
 def test_push_to_hub_uses_environment_placeholders():
     cfg = autotrain_config(spec(backend_options={"autotrain": {"push_to_hub": True}}), examples(), "m")
     assert cfg.config["hub"] == {"username": "${HF_USERNAME}", "token": "${HF_TOKEN}", "push_to_hub": True}
+
+
+def test_base_model_is_an_absolute_folder_or_a_hub_id(tmp_path, monkeypatch):
+    from tunebridge.backends.autotrain.config import base_model_ref
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "local-model").mkdir()
+    assert base_model_ref("local-model") == str(tmp_path / "local-model")
+    assert base_model_ref("org/some-model") == "org/some-model"
+    assert base_model_ref(None, "fallback") == "fallback"

@@ -128,3 +128,16 @@ def test_the_trl_backend_has_no_export(tmp_path):
     with pytest.raises(UnsupportedFeature, match="backend 'trl' does not support export; backends that do: autotrain"):
         Run(parse_spec(sft_spec(tmp_path)), backend="trl").export(tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_train_without_an_autotrain_environment_says_what_to_set(tmp_path, monkeypatch):
+    from tunebridge.errors import BackendUnavailable
+
+    monkeypatch.delenv("TUNEBRIDGE_AUTOTRAIN_PYTHON", raising=False)
+    spec = parse_spec(sft_spec(tmp_path))
+    with pytest.raises(BackendUnavailable, match="TUNEBRIDGE_AUTOTRAIN_PYTHON") as info:
+        Run(spec).train(tmp_path / "out")
+    assert "autotrain-env.sh" in str(info.value) and not (tmp_path / "out").exists()
+    spec = parse_spec(sft_spec(tmp_path, backend_options={"autotrain": {"python": str(tmp_path / "no-python")}}))
+    with pytest.raises(BackendUnavailable, match="does not exist"):
+        Run(spec).train(tmp_path / "out")

@@ -42,7 +42,10 @@ WHEEL_MUST_HAVE = [
     "tunebridge/backends/trl/backend.py",
     "tunebridge/backends/trl/plugin.py",
     "tunebridge/backends/trlx.py",
-    "tunebridge/backends/autotrain.py",
+    "tunebridge/backends/autotrain/__init__.py",
+    "tunebridge/backends/autotrain/backend.py",
+    "tunebridge/backends/autotrain/validate_config.py",
+    "tunebridge/backends/autotrain/events_dump.py",
 ]
 
 

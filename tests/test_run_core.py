@@ -190,7 +190,7 @@ def test_a_backend_that_makes_no_step_fails_the_run(spec, registry, tmp_path, mo
 
 
 def test_not_implemented_backends_fail_validate_and_plan_cleanly(spec):
-    for name in ("trlx", "autotrain"):
+    for name in ("trlx",):
         other = spec.with_backend(name)
         other = parse_spec({**other.to_dict(), "sft": {"completion_only_loss": False}})
         with pytest.raises(tb.BackendUnavailable, match="not implemented yet"):

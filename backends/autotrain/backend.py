@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 from tunebridge.backend import Backend, BackendOutput, BackendStatus, Capabilities, Plan, TrainingJob
 
 from . import launch
-from .config import AUTOTRAIN_VERSION, autotrain_config, options
+from .config import AUTOTRAIN_VERSION, autotrain_config, base_model_ref, options
 
 if TYPE_CHECKING:
     from tunebridge.examples import Examples
@@ -63,8 +63,7 @@ class AutoTrainBackend(Backend):
         """Write config.yml, data/ and README.md into ``output_dir``; returns the config path."""
         from .export import eos_token, write_project
 
-        base = str(Path(model_path).resolve()) if model_path else (spec.model.path or "")
-        project = autotrain_config(spec, examples, base)
+        project = autotrain_config(spec, examples, base_model_ref(model_path, spec.model.path or ""))
         return write_project(project, examples, Path(output_dir), eos_token(model_path))
 
     def train(self, job: TrainingJob) -> BackendOutput:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tunebridge.errors import SpecError
@@ -65,6 +66,14 @@ def options(spec: Spec) -> dict[str, Any]:
     if problems:
         raise SpecError(problems, spec.source)
     return opts
+
+
+def base_model_ref(model_path: str | Path | None, fallback: str = "") -> str:
+    """What ``base_model`` says: a local model folder as an absolute path, anything else (a hub id) as given."""
+    if not model_path:
+        return fallback
+    path = Path(model_path).expanduser()
+    return str(path.resolve()) if path.exists() else str(model_path)
 
 
 def valid_project_name(name: str) -> bool:

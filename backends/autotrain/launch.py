@@ -7,9 +7,11 @@ PATH because AutoTrain starts ``accelerate`` by name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -136,7 +138,7 @@ def run_autotrain(python: Path, project_dir: Path, log_path: Path, on_line: Call
     cmd = [str(python.parent / "autotrain"), "--config", config_file]
     with log_path.open("w", encoding="utf-8") as log, subprocess.Popen(
         cmd, cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        encoding="utf-8", errors="replace", bufsize=1,
+        encoding="utf-8", errors="replace", bufsize=1, start_new_session=True,
     ) as proc:
         assert proc.stdout is not None
         try:
@@ -146,9 +148,19 @@ def run_autotrain(python: Path, project_dir: Path, log_path: Path, on_line: Call
                 log.flush()
                 on_line(line)
         except BaseException:
-            proc.kill()
+            _stop(proc)  # AutoTrain's trainer runs in a grandchild (accelerate launch): end the whole group
             raise
         return proc.wait()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End ``proc`` and the processes it started (it leads its own session)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def read_scalars(python: Path, runs_dir: Path) -> list[dict[str, Any]]:

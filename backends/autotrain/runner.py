@@ -11,7 +11,7 @@ from tunebridge.backend import BackendOutput, TrainingJob
 from tunebridge.hf_compat import make_tokenizer_portable
 
 from . import launch
-from .config import autotrain_config
+from .config import autotrain_config, base_model_ref
 from .export import eos_token, write_project
 from .results import NOT_MODEL, LogFollower, global_step_from_events, judge, model_files
 
@@ -21,7 +21,7 @@ LOG_FILE = "autotrain.log"
 def train(job: TrainingJob, python: Path) -> BackendOutput:
     """Write the project into ``job.work_dir/autotrain``, run it, move the model to ``job.model_dir``."""
     folder = job.work_dir / "autotrain"
-    project = autotrain_config(job.spec, job.examples, str(job.model_path.resolve()))
+    project = autotrain_config(job.spec, job.examples, base_model_ref(job.model_path))
     write_project(project, job.examples, folder, eos_token(job.tokenizer_path))
     follower = LogFollower(logging_steps=int(project.config["params"]["logging_steps"]))
 
