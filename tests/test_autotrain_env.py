@@ -86,8 +86,13 @@ def test_lora_sft_trains_merges_and_reloads(autotrain_python, tmp_path):
 
     spec = sft_spec(tmp_path, lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
                     training={"epochs": 2, "batch_size": 2, "learning_rate": 3e-3, "max_length": 128, "seed": 42})
-    result = Run(parse_spec(spec)).train(tmp_path / "lora")
+    seen: list[tuple[int, int | None]] = []
+    result = Run(parse_spec(spec)).train(tmp_path / "lora", progress=lambda step, total, record: seen.append(
+        (step, total)))
     assert result.model_format == "merged" and result.metrics["global_step"] >= 1
+    # streamed while AutoTrain ran, with AutoTrain's own step total (packing), not the neutral estimate
+    assert [step for step, _ in seen] == [r["step"] for r in result.log_history]
+    assert seen[-1] == (result.metrics["global_step"], result.metrics["global_step"])
     model = AutoModelForCausalLM.from_pretrained(result.model_dir, torch_dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(result.model_dir)
     with torch.no_grad():
