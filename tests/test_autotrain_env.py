@@ -102,3 +102,14 @@ def test_lora_sft_trains_merges_and_reloads(autotrain_python, tmp_path):
     record = json.loads((tmp_path / "lora" / "run.json").read_text())
     assert record["native_config"]["environment"]["transformers"] == "4.48.0"
     assert record["native_config"]["autotrain_config"]["params"]["peft"] is True
+
+
+def test_dpo_through_backend_options_trains_a_policy(autotrain_python, tmp_path):
+    spec = reward_spec(tmp_path, trainer="dpo")
+    spec["training"].update(epochs=1, batch_size=4)
+    result = Run(parse_spec(spec)).train(tmp_path / "dpo")
+    config = json.loads((result.model_dir / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"]
+    assert result.metrics["global_step"] == 2 and "rewards/margins" in result.log_history[-1]
+    assert json.loads((tmp_path / "dpo" / "run.json").read_text())["native_config"]["autotrain_config"]["task"] == (
+        "llm-dpo")
