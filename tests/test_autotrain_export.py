@@ -42,7 +42,7 @@ def test_sft_export_writes_config_data_and_readme(tmp_path):
     assert config_path == out / "config.yml"
     config = yaml.safe_load(config_path.read_text())
     assert config["task"] == "llm-sft" and config["project_name"] == "tiny-sft-export"
-    assert Path(config["base_model"]).is_absolute() and (Path(config["base_model"]) / "config.json").is_file()
+    assert config["base_model"] == "base-model" and (out / "base-model" / "config.json").is_file()
     train, valid = read_jsonl(out / "data" / "train.jsonl"), read_jsonl(out / "data" / "valid.jsonl")
     assert (len(train), len(valid)) == (9, 3) and set(train[0]) == {"text"}
     assert train[0]["text"].startswith("### Instruction\n") and "### Response:\n" in train[0]["text"]
@@ -95,7 +95,7 @@ def test_no_secret_lands_in_the_export(tmp_path, monkeypatch):
     assert config["hub"] == {"username": "me", "token": "${HF_TOKEN}", "push_to_hub": True}
     for path in (tmp_path / "out").rglob("*"):
         if path.is_file():
-            assert secret not in path.read_text()
+            assert secret.encode() not in path.read_bytes(), path
 
 
 def test_a_non_empty_folder_needs_overwrite(tmp_path):

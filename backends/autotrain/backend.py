@@ -61,9 +61,15 @@ class AutoTrainBackend(Backend):
 
     def export(self, spec: Spec, examples: Examples, output_dir: Path, model_path: Path | None = None) -> Path:
         """Write config.yml, data/ and README.md into ``output_dir``; returns the config path."""
-        from .export import eos_token, write_project
+        import shutil
 
-        project = autotrain_config(spec, examples, base_model_ref(model_path, spec.model.path or ""))
+        from .export import BUILTIN_MODEL_DIR, eos_token, write_project
+
+        base = base_model_ref(model_path, spec.model.path or "")
+        if spec.model.builtin and model_path:  # a built model lives in tunebridge's cache: ship it along
+            shutil.copytree(model_path, Path(output_dir) / BUILTIN_MODEL_DIR, dirs_exist_ok=True)
+            base = BUILTIN_MODEL_DIR  # relative to the project folder, where autotrain runs
+        project = autotrain_config(spec, examples, base)
         return write_project(project, examples, Path(output_dir), eos_token(model_path))
 
     def train(self, job: TrainingJob) -> BackendOutput:

@@ -14,6 +14,7 @@ from tunebridge.redact import redact
 from .config import AUTOTRAIN_VERSION, DATA_DIR, TOKEN_PLACEHOLDER, AutoTrainConfig, example_rows
 
 CONFIG_FILE = "config.yml"
+BUILTIN_MODEL_DIR = "base-model"  # where an export puts a builtin model (tiny-llama), so the folder stands alone
 
 
 def eos_token(tokenizer_dir: Path | None) -> str:
@@ -71,7 +72,9 @@ def readme(project: AutoTrainConfig, n_train: int, n_eval: int) -> str:
     lines = [
         f"# AutoTrain project `{cfg['project_name']}` ({cfg['task']})",
         "",
-        f"Exported by tunebridge for AutoTrain Advanced {AUTOTRAIN_VERSION}. Base model: `{cfg['base_model']}`.",
+        f"Exported by tunebridge for AutoTrain Advanced {AUTOTRAIN_VERSION}. Base model: `{cfg['base_model']}`"
+        + (" (tunebridge's builtin model, copied into this folder)." if cfg["base_model"] == BUILTIN_MODEL_DIR
+           else "."),
         "",
         "## Run it",
         "",
