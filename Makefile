@@ -3,12 +3,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
+# AutoTrain runs in its own lean environment (transformers 4.48 / trl 0.13), built by scripts/autotrain-env.sh.
+AUTOTRAIN_VENV ?= .build/autotrain-venv
 # Caches stay inside the project folder (git-ignored), never in the home folder.
 export HF_HOME := $(CURDIR)/.cache/huggingface
 export HF_HUB_OFFLINE := 1
 export TUNEBRIDGE_CACHE_DIR := $(CURDIR)/.cache/tunebridge
 
-.PHONY: install demo test lint bench argilla-server clean
+.PHONY: install demo test lint bench argilla-server clean autotrain-env test-autotrain
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +28,13 @@ demo: install
 test: install
 	$(VENV)/bin/ruff check core backends tests benchmarks examples
 	$(PY) -m pytest -q
+
+autotrain-env:
+	PYTHON=$(PYTHON) scripts/autotrain-env.sh $(AUTOTRAIN_VENV)
+
+# The AutoTrain tests against the real environment (they skip without TUNEBRIDGE_AUTOTRAIN_PYTHON).
+test-autotrain: install autotrain-env
+	TUNEBRIDGE_AUTOTRAIN_PYTHON=$(CURDIR)/$(AUTOTRAIN_VENV)/bin/python $(PY) -m pytest -q tests/test_autotrain_*.py
 
 lint: install
 	$(VENV)/bin/ruff check core backends tests benchmarks examples

@@ -121,10 +121,17 @@ class Backend:
     capabilities: ClassVar[Capabilities] = Capabilities()
     install_hint: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    # True for a backend that starts its framework's own tool in the named environment itself (AutoTrain's
+    # CLI): the core then never wraps it in the isolated runner.
+    manages_environment: ClassVar[bool] = False
 
     def check(self) -> BackendStatus:
         """Is the backend usable here? Must be cheap: read metadata, never import the framework."""
         return BackendStatus("ready")
+
+    def status_for(self, spec: Spec) -> BackendStatus:
+        """Like check(), for one spec (a spec may name the backend's environment in its backend_options)."""
+        return self.check()
 
     def check_spec(self, spec: Spec) -> None:
         """Backend-specific checks of a spec, run by `validate` and before training; raise SpecError."""
@@ -141,8 +148,11 @@ class Backend:
         """The first training batch as the backend would feed it: ``input_ids`` and ``labels`` (-100 = no loss)."""
         raise NotImplementedError
 
-    def export(self, spec: Spec, examples: Examples, output_dir: Path) -> Path:
-        """Write a project the framework's own CLI can run. Optional."""
+    def export(self, spec: Spec, examples: Examples, output_dir: Path, model_path: Path | None = None) -> Path:
+        """Write a project the framework's own CLI can run into ``output_dir``; returns its main file. Optional.
+
+        ``examples`` are final (length rules applied); ``model_path`` is the resolved base model folder.
+        """
         from .errors import UnsupportedFeature
 
         raise UnsupportedFeature(self.name, "export")

@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", required=True, help="output folder (must be empty or new)")
     p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty output folder")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
+
+    p = subs.add_parser("export", help="write a project the backend's own tool runs (e.g. AutoTrain's config.yml)")
+    _spec_and_backend(p)
+    p.add_argument("--output", "-o", required=True, help="output folder (must be empty or new)")
+    p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty output folder")
     return parser
 
 
@@ -203,8 +208,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .run import Run
+
+    run = Run(args.spec, backend=args.backend)
+    path = run.export(args.output, overwrite=args.overwrite)
+    print(f"exported: task {run.spec.task} for backend {run.backend.name} -> {path}")
+    readme = path.parent / "README.md"
+    if readme.is_file():
+        print(f"how to run it: {readme}")
+    return 0
+
+
 COMMANDS = {"backends": cmd_backends, "validate": cmd_validate, "schema": cmd_schema, "plan": cmd_plan,
-            "train": cmd_train}
+            "train": cmd_train, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,6 +51,8 @@ def interpreter_for(spec: Any, name: str) -> str | None:
 
 def isolate_if_configured(backend: Backend, spec: Any = None) -> Backend:
     """The backend itself, or a proxy running it in the interpreter the spec or environment names."""
+    if backend.manages_environment:
+        return backend
     if spec is not None:
         python = interpreter_for(spec, backend.name)
         timeout = timeout_for(spec, backend.name)
@@ -120,9 +122,9 @@ class IsolatedBackend(Backend):
         plan.notes.append(f"runs in another interpreter: {self.python}")
         return plan
 
-    def export(self, spec: Any, examples: Any, output_dir: Path) -> Path:
+    def export(self, spec: Any, examples: Any, output_dir: Path, model_path: Path | None = None) -> Path:
         """Exports are written by the real backend's pure code, in-process."""
-        return self.inner.export(spec, examples, output_dir)
+        return self.inner.export(spec, examples, output_dir, model_path=model_path)
 
     def train(self, job: TrainingJob) -> BackendOutput:
         """Train in the worker; stream its events into ``job.reporter``; return its result."""

@@ -131,7 +131,7 @@ class Run:
 
     def _require_ready(self) -> None:
         self._require_implemented()
-        status = self.backend.check()
+        status = self.backend.status_for(self.spec)
         if not status.ready:
             installable = status.kind in ("missing", "broken") and self.backend.install_hint
             hint = f"\n  install: {self.backend.install_hint}" if installable else ""
@@ -210,6 +210,25 @@ class Run:
             batch = self.backend.first_batch(job)
         return {**batch, "examples": job.examples.train[: len(batch["input_ids"])],
                 "tokenizer_path": str(job.tokenizer_path)}
+
+    def export(self, output_dir: str | Path, overwrite: bool = False) -> Path:
+        """Write a project the backend's own tool runs (config + rendered data + README); returns its main file.
+
+        Unsupported features fail before anything is written. The examples are the ones training would use.
+        """
+        from .errors import UnsupportedFeature
+
+        out = Path(output_dir)
+        inner = getattr(self.backend, "inner", self.backend)  # an isolated backend exports in-process
+        if type(inner).export is Backend.export:
+            exporters = [name for name, item in self.registry.backends.items()
+                         if type(item.backend).export is not Backend.export]
+            raise UnsupportedFeature(self.backend.name, "export", exporters)
+        examples = self.validate()
+        self.backend.plan(self.spec, examples)  # mapping problems surface before the folder is touched
+        prepare_output_dir(out, overwrite, protect=self._protected_paths())
+        job = self._prepare(out, RunReporter(out / "metrics.jsonl"), examples)
+        return self.backend.export(self.spec, job.examples, out, model_path=job.model_path)
 
     def train(self, output_dir: str | Path, overwrite: bool = False,
               progress: ProgressCallback | None = None) -> TrainResult:

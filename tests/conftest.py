@@ -42,3 +42,16 @@ def trl_available() -> None:
     if not status.ready:
         pytest.skip(f"needs the TRL backend ({status.describe()}): "
                     "pip install torch==2.13.0 && pip install 'tunebridge[trl]'")
+
+
+@pytest.fixture(scope="session")
+def autotrain_python() -> Path:
+    """The AutoTrain environment's python; skips, saying what to set, when none is configured."""
+    from tunebridge.backends.autotrain import launch
+
+    python = launch.configured_python()
+    status = launch.status(python)
+    if not status.ready:
+        pytest.skip(f"needs an AutoTrain environment ({status.describe()}): run scripts/autotrain-env.sh and set "
+                    f"{launch.PYTHON_ENV}=.build/autotrain-venv/bin/python")
+    return python

@@ -43,7 +43,10 @@ WHEEL_MUST_HAVE = [
     "tunebridge/backends/trl/plugin.py",
     "tunebridge/backends/trlx/backend.py",
     "tunebridge/worker.py",
-    "tunebridge/backends/autotrain.py",
+    "tunebridge/backends/autotrain/__init__.py",
+    "tunebridge/backends/autotrain/backend.py",
+    "tunebridge/backends/autotrain/validate_config.py",
+    "tunebridge/backends/autotrain/events_dump.py",
 ]
 
 

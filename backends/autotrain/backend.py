@@ -1,0 +1,84 @@
+"""The AutoTrain backend class: capabilities, environment check, plan, export, train.
+
+AutoTrain Advanced 0.8 (transformers 4.48, trl 0.13) runs in its own environment; this module never
+imports it. ``export`` writes the project ``autotrain --config`` reads; ``train`` writes that project into
+the run's work folder, runs it, and collects the model and metrics into tunebridge's run layout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from tunebridge.backend import Backend, BackendOutput, BackendStatus, Capabilities, Plan, TrainingJob
+
+from . import launch
+from .config import AUTOTRAIN_VERSION, autotrain_config, base_model_ref, options
+
+if TYPE_CHECKING:
+    from tunebridge.examples import Examples
+    from tunebridge.spec import Spec
+
+
+class AutoTrainBackend(Backend):
+    """Hugging Face AutoTrain Advanced 0.8 (transformers 4.48, trl 0.13; its own environment)."""
+
+    name = "autotrain"
+    description = ("Hugging Face AutoTrain Advanced: exports config.yml + data (llm-sft, llm-reward, llm-dpo, "
+                   "llm-orpo) and runs `autotrain --config`")
+    install_hint = launch.INSTALL_HINT
+    packages: ClassVar[tuple[str, ...]] = ()
+    capabilities = Capabilities(
+        tasks=frozenset({"sft", "reward"}),
+        algorithms={"sft": ("sft",), "reward": ("reward",)},  # dpo/orpo: backend_options.autotrain.trainer
+        peft=True,
+        packing=True,
+        completion_only_loss=False,  # llm-sft trains on every token of the packed text
+        plain_text=True,
+        precisions=frozenset({"fp32", "bf16", "fp16"}),
+        gradient_checkpointing=True,
+        first_batch=False,
+    )
+
+    manages_environment = True  # it launches `autotrain --config` in that environment itself
+
+    def check(self) -> BackendStatus:
+        """Ready when ``$TUNEBRIDGE_AUTOTRAIN_PYTHON`` names a venv with autotrain-advanced 0.8 (files only)."""
+        return launch.status(launch.configured_python())
+
+    def status_for(self, spec: Spec) -> BackendStatus:
+        """Like check(), with the spec's ``backend_options.autotrain.python`` taking precedence."""
+        return launch.status(launch.configured_python(spec.backend_options.get("autotrain")))
+
+    def check_spec(self, spec: Spec) -> None:
+        """backend_options.autotrain: known keys only, a valid trainer and project name, no literal token."""
+        options(spec)
+
+    def plan(self, spec: Spec, examples: Examples | None = None) -> Plan:
+        """The config.yml this backend would write (base_model shown as the spec names it)."""
+        base = spec.model.path or f"<builtin {spec.model.builtin}>"
+        project = autotrain_config(spec, examples, base)
+        native = {"autotrain": AUTOTRAIN_VERSION, "config.yml": project.config, "data_columns": project.columns}
+        return Plan(self.name, native, project.unhonoured, project.notes)
+
+    def export(self, spec: Spec, examples: Examples, output_dir: Path, model_path: Path | None = None) -> Path:
+        """Write config.yml, data/ and README.md into ``output_dir``; returns the config path."""
+        import shutil
+
+        from .export import BUILTIN_MODEL_DIR, eos_token, write_project
+
+        base = base_model_ref(model_path, spec.model.path or "")
+        if spec.model.builtin and model_path:  # a built model lives in tunebridge's cache: ship it along
+            shutil.copytree(model_path, Path(output_dir) / BUILTIN_MODEL_DIR, dirs_exist_ok=True)
+            base = BUILTIN_MODEL_DIR  # relative to the project folder, where autotrain runs
+        project = autotrain_config(spec, examples, base)
+        return write_project(project, examples, Path(output_dir), eos_token(model_path))
+
+    def train(self, job: TrainingJob) -> BackendOutput:
+        """Export into ``work/autotrain``, run ``autotrain --config`` there, collect model and metrics."""
+        from .runner import train
+
+        python = launch.configured_python(job.spec.backend_options.get("autotrain"))
+        if python is None:
+            raise RuntimeError(launch.INSTALL_HINT)
+        return train(job, python)

@@ -1,0 +1,78 @@
+"""Running an AutoTrain project for a TrainingJob and collecting the result in tunebridge's layout."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tunebridge.backend import BackendOutput, TrainingJob
+from tunebridge.hf_compat import make_tokenizer_portable
+
+from . import launch
+from .config import autotrain_config, base_model_ref
+from .export import eos_token, write_project
+from .results import NOT_MODEL, LogFollower, global_step_from_events, judge, model_files
+
+LOG_FILE = "autotrain.log"
+
+
+def train(job: TrainingJob, python: Path) -> BackendOutput:
+    """Write the project into ``job.work_dir/autotrain``, run it, move the model to ``job.model_dir``."""
+    folder = job.work_dir / "autotrain"
+    project = autotrain_config(job.spec, job.examples, base_model_ref(job.model_path))
+    write_project(project, job.examples, folder, eos_token(job.tokenizer_path))
+    follower = LogFollower(logging_steps=int(project.config["params"]["logging_steps"]))
+
+    job.reporter.total_steps = None  # packing and whole epochs: AutoTrain's own count, read from its log
+
+    def on_line(line: str) -> None:
+        known = follower.total_steps
+        record = follower.feed(line)
+        if follower.total_steps != known and follower.total_steps:
+            job.reporter.set_total_steps(follower.total_steps)
+        if record is not None:
+            job.reporter.log(record["step"], {k: v for k, v in record.items() if k != "step"})
+
+    log_path = job.output_dir / LOG_FILE
+    returncode = launch.run_autotrain(python, folder, log_path, on_line, seed=job.spec.training.seed)
+    project_dir = folder / project.config["project_name"]
+    judge(project_dir, follower, returncode, log_path)
+    scalars = launch.read_scalars(python, project_dir / "runs")
+    global_step = (global_step_from_events(scalars) or follower.total_steps
+                   or (follower.records[-1]["step"] if follower.records else 0))
+    model_format = _collect_model(project_dir, job.model_dir, job.spec.lora)
+    metrics = _metrics(follower, global_step)
+    native = {"autotrain_config": project.config, "autotrain_log": LOG_FILE, "work_folder": "work/autotrain",
+              "environment": launch.environment_versions(python)}
+    return BackendOutput(metrics=metrics, native_config=native, model_format=model_format, global_step=global_step)
+
+
+def _collect_model(project_dir: Path, model_dir: Path, lora: Any) -> str:
+    """Move the saved model (weights, config, tokenizer) out of AutoTrain's project folder."""
+    found = model_files(project_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for item in project_dir.iterdir():
+        if item.name in NOT_MODEL or item.name.startswith("checkpoint-"):
+            continue
+        shutil.move(str(item), model_dir / item.name)
+    shutil.rmtree(project_dir / "autotrain-data", ignore_errors=True)  # a copy of data/ in Arrow format
+    make_tokenizer_portable(model_dir)
+    if found == "adapter":
+        return "adapter"
+    return "merged" if lora is not None else "full"
+
+
+def _metrics(follower: LogFollower, global_step: int) -> dict[str, Any]:
+    metrics: dict[str, Any] = dict(follower.summary)
+    losses = [r["loss"] for r in follower.records if r.get("loss") is not None]
+    if losses:
+        metrics["first_loss"], metrics["final_loss"] = losses[0], losses[-1]
+    accuracy = [r["accuracy"] for r in follower.records if r.get("accuracy") is not None]
+    if accuracy:
+        metrics["first_accuracy"], metrics["final_accuracy"] = accuracy[0], accuracy[-1]
+    metrics["global_step"] = global_step
+    if any(isinstance(v, float) and not math.isfinite(v) for k, v in metrics.items() if "loss" in k):
+        raise RuntimeError(f"training produced a non-finite loss: {metrics}")
+    return metrics
