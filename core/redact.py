@@ -5,19 +5,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# Keys that hold credentials (hf_token, api_key, ARGILLA_API_KEY, password, ...), but not tokenizer
-# settings such as pad_token or eos_token.
-SECRET_KEY = re.compile(
-    r"(^|[_-])(token|api[_-]?key|apikey|secret|password|passwd|credentials?|authorization)$", re.IGNORECASE
+# Keys that hold credentials (token, hf_token, HUB_TOKEN, api_key, ARGILLA_API_KEY, password, ...), but not
+# tokenizer or model settings that merely end in "token" (pad_token, eos_token, add_eos_token, ...).
+TOKEN_KEY = re.compile(
+    r"^((.*[_-])?(hf|hub|api|access|auth|bearer|refresh|session|github|gh|wandb|private|secret|id)[_-]?)?token$",
+    re.IGNORECASE,
 )
-TOKENIZER_KEYS = re.compile(r"^(pad|eos|bos|unk|sep|cls|mask|additional_special|special)_tokens?$", re.IGNORECASE)
+SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|apikey|secret|password|passwd|credentials?|authorization)$",
+                        re.IGNORECASE)
 SECRET_VALUE = re.compile(r"^(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|argilla\.apikey)")
 REDACTED = "***"
 
 
 def is_secret_key(key: str) -> bool:
     """True for mapping keys that name a credential."""
-    return bool(SECRET_KEY.search(key)) and not TOKENIZER_KEYS.match(key)
+    return bool(TOKEN_KEY.match(key) or SECRET_KEY.search(key))
 
 
 def redact(value: Any) -> Any:

@@ -61,7 +61,8 @@ def test_schema_is_json():
 def test_backends_lists_status_and_tasks():
     proc = tb("backends")
     assert proc.returncode == 0
-    assert "trl  (tunebridge 0.1.0)" in proc.stdout and "not-implemented" in proc.stdout
+    assert "trl  (tunebridge 0.1.0)" in proc.stdout and "trlx  (tunebridge 0.1.0)" in proc.stdout
+    assert "tasks: reward, rl, sft   algorithms: sft: sft; reward: reward; rl: grpo, rloo" in proc.stdout
 
 
 @pytest.mark.usefixtures("trl_available")

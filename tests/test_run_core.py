@@ -218,3 +218,14 @@ def test_train_on_a_not_implemented_backend_says_so(spec, registry, tmp_path):
     with pytest.raises(tb.BackendUnavailable, match="cannot run any spec yet"):
         Run(spec, registry=registry).train(tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_secret_keys_are_told_apart_from_tokenizer_settings():
+    from tunebridge.redact import is_secret_key
+
+    for key in ("token", "hf_token", "HUB_TOKEN", "push_to_hub_token", "api_key", "ARGILLA_API_KEY", "password",
+                "client_secret", "access-token"):
+        assert is_secret_key(key), key
+    for key in ("pad_token", "eos_token", "add_eos_token", "bos_token_id", "max_new_tokens", "tokenizer",
+                "num_tokens", "sep_token", "chat_template"):
+        assert not is_secret_key(key), key
