@@ -56,7 +56,7 @@ def status(python: Path | None) -> BackendStatus:
     if python is None:
         return BackendStatus("missing", f"no AutoTrain environment configured (set {PYTHON_ENV})")
     bindir = python.parent
-    versions: dict[str, str | None] = {"python": str(python)}
+    versions: dict[str, str | None] = {}  # package versions only (the interpreter's path is in native_config)
     if not python.exists():
         return BackendStatus("missing", f"{PYTHON_ENV} / python points at {python}, which does not exist", versions)
     missing = [name for name in ("autotrain", "accelerate") if not (bindir / name).exists()]
@@ -67,6 +67,8 @@ def status(python: Path | None) -> BackendStatus:
         return BackendStatus("missing", f"{python} has no {what} installed", versions)
     if not version.startswith("0.8."):
         return BackendStatus("broken", f"needs autotrain-advanced 0.8.x, found {version}", versions)
+    env = environment_versions(python)
+    versions.update({k: v for k, v in env.items() if k != "python"})
     return BackendStatus("ready", "", versions)
 
 
