@@ -25,7 +25,7 @@ import tunebridge.backends
 REPO = Path(__file__).resolve().parent.parent
 BUILTIN_PLUGINS = {
     "trl": "tunebridge.backends.trl.plugin",
-    "trlx": "tunebridge.backends.trlx.plugin",
+    "trlx": "tunebridge.backends.trlx_backend.plugin",
     "autotrain": "tunebridge.backends.autotrain",
 }
 # Not part of the distribution: virtual environment, VCS, caches, build outputs, run folders.
@@ -41,7 +41,7 @@ WHEEL_MUST_HAVE = [
     "tunebridge/backends/__init__.py",
     "tunebridge/backends/trl/backend.py",
     "tunebridge/backends/trl/plugin.py",
-    "tunebridge/backends/trlx/backend.py",
+    "tunebridge/backends/trlx_backend/backend.py",
     "tunebridge/worker.py",
     "tunebridge/backends/autotrain/__init__.py",
     "tunebridge/backends/autotrain/backend.py",
@@ -157,7 +157,9 @@ from tunebridge.plugins import get_registry
 registry = get_registry()
 assert not registry.failures, registry.failures
 assert {"trl", "trlx", "autotrain"} <= set(registry.names()), registry.names()
-for name in ("tunebridge.backends.trl.plugin", "tunebridge.backends.trlx.plugin", "tunebridge.backends.autotrain"):
+plugins = ("tunebridge.backends.trl.plugin", "tunebridge.backends.trlx_backend.plugin",
+           "tunebridge.backends.autotrain")
+for name in plugins:
     assert under_site(sys.modules[name].__file__), f"{name} imported from {sys.modules[name].__file__}"
 
 rc = tunebridge.cli.main(["schema"])

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import tunebridge as tb
-from tunebridge.backends.trlx.adapters import StepMetrics, make_reward_fn, normalise, ppo_prompts, sft_samples
-from tunebridge.backends.trlx.config import native_config, trlx_config
+from tunebridge.backends.trlx_backend.adapters import StepMetrics, make_reward_fn, normalise, ppo_prompts, sft_samples
+from tunebridge.backends.trlx_backend.config import native_config, trlx_config
 from tunebridge.examples import Examples
 from tunebridge.run import Run
 from tunebridge.spec import parse_spec

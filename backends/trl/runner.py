@@ -91,7 +91,7 @@ def build_trainer(job: TrainingJob, cuda: bool = False) -> tuple[Any, dict[str, 
             trainer = RLOOTrainer(args=RLOOConfig(**native["RLOOConfig"]), reward_funcs=reward_funcs, **common)
     trainer.remove_callback(PrinterCallback)  # the reporter shows progress instead of printed dicts
     config_key = next(k for k in native if k.endswith("Config") and k != "peft.LoraConfig")
-    native[config_key] = {**native[config_key], "output_dir": "<output>/work/checkpoints"}
+    native[config_key] = {**native[config_key], "output_dir": "work/checkpoints (in the output folder)"}
     return trainer, native, callback
 
 

@@ -104,7 +104,7 @@ def train(job: TrainingJob) -> BackendOutput:
     if any(not math.isfinite(v) for v in losses):
         raise RuntimeError(f"training produced a non-finite loss: {losses}")
     model_format = save_model(trainer, job)
-    native["TRLConfig"]["train"]["checkpoint_dir"] = "<output>/work/checkpoints"
+    native["TRLConfig"]["train"]["checkpoint_dir"] = "work/checkpoints (in the output folder)"
     return BackendOutput(metrics=summary, native_config=native, model_format=model_format, global_step=steps)
 
 
