@@ -26,25 +26,54 @@ class RewardError(TunebridgeError):
     """A reward function returned something unusable."""
 
 
+def _local_module(top: str, search_dir: Path | None) -> Path | None:
+    """The file or package of module ``top`` in the spec's folder, if there is one."""
+    if search_dir is None:
+        return None
+    for candidate in (search_dir / f"{top}.py", search_dir / top / "__init__.py"):
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
 def import_function(reference: str, search_dir: Path | None = None) -> Callable[..., Any]:
-    """Import ``"pkg.module:function"``; a module in ``search_dir`` (the spec's folder) is found too."""
+    """Import ``"pkg.module:function"``. A module beside the spec (in ``search_dir``) wins over an installed one
+    of the same name, as for a script next to it. It is loaded under a private name, so it never replaces an
+    installed module for the rest of the process, and two specs' modules of the same name stay apart."""
     module_name, _, attr = reference.partition(":")
-    try:
+    top = module_name.split(".")[0]
+    local = _local_module(top, search_dir)
+    if local is None:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if search_dir is None or exc.name != module_name.split(".")[0]:
-            raise
-        sys.path.insert(0, str(search_dir))
-        try:
-            module = importlib.import_module(module_name)
-        finally:
-            sys.path.remove(str(search_dir))
+    else:
+        module = _import_local(local, top, module_name, search_dir)
     target: Any = module
     for part in attr.split("."):
         target = getattr(target, part)
     if not callable(target):
         raise TypeError(f"{reference} is not callable")
     return target
+
+
+def _import_local(local: Path, top: str, module_name: str, search_dir: Path | None) -> Any:
+    import hashlib
+    import importlib.util
+
+    private = f"_tunebridge_spec_{hashlib.sha1(str(local).encode()).hexdigest()[:12]}_{top}"
+    if private not in sys.modules:
+        package = [str(local.parent)] if local.name == "__init__.py" else None
+        spec = importlib.util.spec_from_file_location(private, local, submodule_search_locations=package)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[private] = module
+        sys.path.insert(0, str(search_dir))  # so that it can import its neighbours
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[private]
+            raise
+        finally:
+            sys.path.remove(str(search_dir))
+    return importlib.import_module(private + module_name[len(top):])
 
 
 class NeutralReward:

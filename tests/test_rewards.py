@@ -71,3 +71,19 @@ def test_trl_adapter_passes_columns_and_drops_trl_extras():
     out = trl_fn(prompts=["p"], completions=["c"], completion_ids=[[1]], trainer_state=object(),
                  log_extra=None, log_metric=None, response=["r"])
     assert out == [1.0] and seen == {"response": ["r"]}
+
+
+def test_a_module_beside_the_spec_wins_and_each_spec_gets_its_own(tmp_path):
+    for name, value in (("one", 1), ("two", 2)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "tb_same_name_rewards.py").write_text(
+            f"def r(prompts, completions, **columns):\n    return [{value}.0] * len(completions)\n")
+    first = import_function("tb_same_name_rewards:r", tmp_path / "one")
+    second = import_function("tb_same_name_rewards:r", tmp_path / "two")
+    assert first([""], ["x"]) == [1.0] and second([""], ["x"]) == [2.0]
+    # A module beside the spec shadows an installed one of the same name, for that spec only.
+    (tmp_path / "one" / "json.py").write_text("def loads(prompts, completions, **c):\n    return [7.0]\n")
+    assert import_function("json:loads", tmp_path / "one")([""], ["x"]) == [7.0]
+    import json
+
+    assert json.loads("[1]") == [1] and import_function("json:loads")("[2]") == [2]
