@@ -25,6 +25,38 @@ def _clean(value: Any) -> Any:
     return value
 
 
+SUMMARISED = ("loss", "reward_mean", "accuracy")
+
+
+def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """first_/final_ values of the neutral training metrics a run logged (the same rule for every backend).
+
+    Raises ValueError when a logged training loss is not a finite number.
+    """
+    summary: dict[str, Any] = {}
+    for key in SUMMARISED:
+        logged = [r for r in records if key in r]
+        # RunReporter stores NaN and infinity as null (JSON has neither).
+        bad = [r["step"] for r in logged if r[key] is None or not math.isfinite(r[key])]
+        if key == "loss" and bad:
+            raise ValueError(f"training produced a non-finite loss at step(s) {bad}")
+        values = [r[key] for r in logged if r[key] is not None]
+        if values:
+            summary[f"first_{key}"], summary[f"final_{key}"] = values[0], values[-1]
+    return summary
+
+
+def remove_empty_dirs(folder: Path) -> None:
+    """Drop ``folder`` and its subfolders when nothing was kept in them (e.g. no checkpoints asked for)."""
+    if not folder.is_dir():
+        return
+    for sub in sorted(folder.rglob("*"), reverse=True):
+        if sub.is_dir() and not any(sub.iterdir()):
+            sub.rmdir()
+    if not any(folder.iterdir()):
+        folder.rmdir()
+
+
 class ProgressLine:
     """A one-line live display: step, loss, learning rate, ETA. Plain lines when not on a terminal."""
 

@@ -17,7 +17,7 @@ from .isolation import isolate_if_configured
 from .lengths import apply_length_rules
 from .modelcard import model_card
 from .plugins import Registry, get_registry
-from .progress import RunReporter
+from .progress import RunReporter, remove_empty_dirs, summarise
 from .redact import redact
 from .result import TrainResult
 from .rewards import check_rewards
@@ -249,6 +249,11 @@ class Run:
             output = self.backend.train(job)
             if output.global_step < 1:
                 raise TunebridgeError(f"backend {self.backend.name!r} finished without a single optimizer step")
+            try:
+                output.metrics = {**output.metrics, **summarise(reporter.records)}
+            except ValueError as exc:
+                raise TunebridgeError(str(exc)) from None
+            remove_empty_dirs(job.work_dir)
         except KeyboardInterrupt:
             stopped = self._record("interrupted", started, examples, native_config=redact(plan.native_config),
                                    error="interrupted by the user")

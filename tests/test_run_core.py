@@ -229,3 +229,23 @@ def test_secret_keys_are_told_apart_from_tokenizer_settings():
     for key in ("pad_token", "eos_token", "add_eos_token", "bos_token_id", "max_new_tokens", "tokenizer",
                 "num_tokens", "sep_token", "chat_template"):
         assert not is_secret_key(key), key
+
+
+def test_every_backend_gets_the_same_run_summary(spec, registry, tmp_path):
+    result = Run(spec, registry=registry).train(tmp_path / "out")
+    assert (result.metrics["first_loss"], result.metrics["final_loss"]) == (2.0, 0.5)
+    assert result.metrics["train_loss"] == 1.0  # the backend's own figures stay
+
+
+def test_a_non_finite_loss_fails_the_run(spec, registry, tmp_path, monkeypatch):
+    from tunebridge.backend import BackendOutput
+
+    def diverging(self, job):
+        job.reporter.log(1, {"loss": 1.0, "learning_rate": 0.1})
+        job.reporter.log(2, {"loss": float("nan"), "learning_rate": 0.1})
+        return BackendOutput({}, {}, global_step=2)
+
+    monkeypatch.setattr(fake_backend.FakeBackend, "train", diverging)
+    with pytest.raises(tb.RunFailed, match=r"non-finite loss at step\(s\) \[2\]"):
+        Run(spec, registry=registry).train(tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["status"] == "failed"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -66,13 +65,5 @@ def _collect_model(project_dir: Path, model_dir: Path, lora: Any) -> str:
 
 def _metrics(follower: LogFollower, global_step: int) -> dict[str, Any]:
     metrics: dict[str, Any] = dict(follower.summary)
-    losses = [r["loss"] for r in follower.records if r.get("loss") is not None]
-    if losses:
-        metrics["first_loss"], metrics["final_loss"] = losses[0], losses[-1]
-    accuracy = [r["accuracy"] for r in follower.records if r.get("accuracy") is not None]
-    if accuracy:
-        metrics["first_accuracy"], metrics["final_accuracy"] = accuracy[0], accuracy[-1]
     metrics["global_step"] = global_step
-    if any(isinstance(v, float) and not math.isfinite(v) for k, v in metrics.items() if "loss" in k):
-        raise RuntimeError(f"training produced a non-finite loss: {metrics}")
     return metrics

@@ -6,8 +6,6 @@ Imported only when a TRL run starts (it imports torch, transformers, datasets an
 from __future__ import annotations
 
 import logging
-import math
-from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
@@ -114,18 +112,8 @@ def train(job: TrainingJob, cuda: bool = False) -> BackendOutput:
         final = [r for r in job.reporter.records if "eval_loss" in r and r["step"] == trainer.state.global_step]
         eval_metrics = final[-1] if final else trainer.evaluate()  # evaluate() logs through the callback
         metrics.update({RENAMES.get(k, k): v for k, v in eval_metrics.items() if k.startswith("eval_")})
-    records = [r for r in job.reporter.records if r.get("loss") is not None]
-    if records:
-        metrics["first_loss"], metrics["final_loss"] = records[0]["loss"], records[-1]["loss"]
-    for key in ("reward_mean", "accuracy"):
-        values = [r[key] for r in job.reporter.records if r.get(key) is not None]
-        if values:
-            metrics[f"first_{key}"], metrics[f"final_{key}"] = values[0], values[-1]
     metrics["global_step"] = trainer.state.global_step
-    if any(isinstance(v, float) and not math.isfinite(v) for k, v in metrics.items() if "loss" in k):
-        raise RuntimeError(f"training produced a non-finite loss: {metrics}")
     model_format = _save(trainer, job)
-    _remove_empty_dirs(job.work_dir)
     return BackendOutput(metrics=metrics, native_config=native, model_format=model_format,
                          global_step=trainer.state.global_step)
 
@@ -144,13 +132,3 @@ def _save(trainer: Any, job: TrainingJob) -> str:
     make_tokenizer_portable(job.model_dir)
     return fmt
 
-
-def _remove_empty_dirs(folder: Path) -> None:
-    """Drop the scratch folder when nothing was kept in it (no checkpoints asked for)."""
-    if not folder.is_dir():
-        return
-    for sub in sorted(folder.rglob("*"), reverse=True):
-        if sub.is_dir() and not any(sub.iterdir()):
-            sub.rmdir()
-    if not any(folder.iterdir()):
-        folder.rmdir()

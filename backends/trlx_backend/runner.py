@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -96,13 +95,8 @@ def train(job: TrainingJob) -> BackendOutput:
     steps = int(trainer.iter_count)
     losses = [r["loss"] for r in job.reporter.records if r.get("loss") is not None]
     summary: dict[str, Any] = {"global_step": steps}
-    if losses:
-        summary.update(first_loss=losses[0], final_loss=losses[-1], train_loss=sum(losses) / len(losses))
-    rewards = [r["reward_mean"] for r in job.reporter.records if r.get("reward_mean") is not None]
-    if rewards:
-        summary.update(first_reward_mean=rewards[0], final_reward_mean=rewards[-1])
-    if any(not math.isfinite(v) for v in losses):
-        raise RuntimeError(f"training produced a non-finite loss: {losses}")
+    if losses:  # trlx reports no run-level loss; TRL's train_loss is the mean of the step losses too
+        summary["train_loss"] = sum(losses) / len(losses)
     model_format = save_model(trainer, job)
     native["TRLConfig"]["train"]["checkpoint_dir"] = "work/checkpoints (in the output folder)"
     return BackendOutput(metrics=summary, native_config=native, model_format=model_format, global_step=steps)
