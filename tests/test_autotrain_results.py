@@ -121,7 +121,15 @@ def test_environment_status_reads_files_only(tmp_path, monkeypatch):
     assert launch.environment_versions(python)["transformers"] == "4.48.0"
     monkeypatch.setenv(launch.PYTHON_ENV, str(python))
     assert launch.configured_python() == python
-    assert launch.configured_python({"python": "/elsewhere/python"}) == Path("/elsewhere/python")
+    from tunebridge.spec import parse_spec
+
+    spec = parse_spec({"task": "sft", "model": {"builtin": "tiny-llama"}, "data": {"path": "d.jsonl"},
+                       "backend": "autotrain", "backend_options": {"autotrain": {"python": "/elsewhere/python"}}},
+                      base_dir=tmp_path)
+    assert launch.configured_python(spec) == Path("/elsewhere/python")
+    spec = parse_spec({**spec.to_dict(), "backend_options": {"autotrain": {"python": "envs/at/bin/python"}}},
+                      base_dir=tmp_path)
+    assert launch.configured_python(spec) == tmp_path / "envs" / "at" / "bin" / "python"  # like every spec path
     (site / "autotrain_advanced-0.8.36.dist-info").rename(site / "autotrain_advanced-0.7.0.dist-info")
     assert launch.status(python).kind == "broken"
 

@@ -77,3 +77,10 @@ def test_light_commands_do_not_import_frameworks(argv: list[str], clean_env: dic
     rc, modules = _probe(argv, clean_env)
     assert rc == 0, f"tunebridge {' '.join(argv)} exited {rc}"
     assert _loaded(modules, FRAMEWORKS) == []
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["backends"]], ids=["help", "backends"])
+def test_listing_backends_does_not_load_pydantic(argv: list[str], clean_env: dict[str, str]) -> None:
+    """Backend modules import spec types for hints only: listing them needs no spec validation."""
+    rc, modules = _probe(argv, clean_env)
+    assert rc == 0 and _loaded(modules, ("pydantic",)) == []

@@ -48,7 +48,7 @@ class AutoTrainBackend(Backend):
 
     def status_for(self, spec: Spec) -> BackendStatus:
         """Like check(), with the spec's ``backend_options.autotrain.python`` taking precedence."""
-        return launch.status(launch.configured_python(spec.backend_options.get("autotrain")))
+        return launch.status(launch.configured_python(spec))
 
     def check_spec(self, spec: Spec) -> None:
         """backend_options.autotrain: known keys only, a valid trainer and project name, no literal token."""
@@ -78,7 +78,7 @@ class AutoTrainBackend(Backend):
         """Export into ``work/autotrain``, run ``autotrain --config`` there, collect model and metrics."""
         from .runner import train
 
-        python = launch.configured_python(job.spec.backend_options.get("autotrain"))
+        python = launch.configured_python(job.spec)
         if python is None:
             raise RuntimeError(launch.INSTALL_HINT)
         return train(job, python)

@@ -11,11 +11,13 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunebridge.errors import SpecError
-from tunebridge.examples import Examples
-from tunebridge.spec import Spec
+
+if TYPE_CHECKING:  # type hints only: `tunebridge backends` must not pay for pydantic
+    from tunebridge.examples import Examples
+    from tunebridge.spec import Spec
 
 AUTOTRAIN_VERSION = "0.8.36"
 # backend_options.autotrain keys tunebridge understands.

@@ -15,12 +15,16 @@ import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunebridge.backend import BackendStatus
+from tunebridge.isolation import interpreter_for
 from tunebridge.redact import REDACTED, SECRET_VALUE
 
 from .config import AUTOTRAIN_VERSION
+
+if TYPE_CHECKING:
+    from tunebridge.spec import Spec
 
 PYTHON_ENV = "TUNEBRIDGE_AUTOTRAIN_PYTHON"
 ENV_SCRIPT = "scripts/autotrain-env.sh"
@@ -29,9 +33,10 @@ INSTALL_HINT = (f"build an AutoTrain {AUTOTRAIN_VERSION} environment ({ENV_SCRIP
 TOKEN_IN_TEXT = re.compile(r"hf_[A-Za-z0-9]{20,}")
 
 
-def configured_python(options: dict[str, Any] | None = None) -> Path | None:
-    """The AutoTrain interpreter: ``backend_options.autotrain.python``, else ``$TUNEBRIDGE_AUTOTRAIN_PYTHON``."""
-    value = (options or {}).get("python") or os.environ.get(PYTHON_ENV)
+def configured_python(spec: Spec | None = None) -> Path | None:
+    """The AutoTrain interpreter: ``backend_options.autotrain.python`` (relative to the spec file), else
+    ``$TUNEBRIDGE_AUTOTRAIN_PYTHON``: the same rule as every backend's interpreter (tunebridge.isolation)."""
+    value = interpreter_for(spec, "autotrain") if spec is not None else os.environ.get(PYTHON_ENV)
     return Path(value).expanduser() if value else None
 
 
