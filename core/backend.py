@@ -148,6 +148,10 @@ class Backend:
         """The first training batch as the backend would feed it: ``input_ids`` and ``labels`` (-100 = no loss)."""
         raise NotImplementedError
 
+    def can_export(self) -> bool:
+        """True when the backend implements ``export``."""
+        return type(self).export is not Backend.export
+
     def export(self, spec: Spec, examples: Examples, output_dir: Path, model_path: Path | None = None) -> Path:
         """Write a project the framework's own CLI can run into ``output_dir``; returns its main file. Optional.
 

@@ -122,6 +122,10 @@ class IsolatedBackend(Backend):
         plan.notes.append(f"runs in another interpreter: {self.python}")
         return plan
 
+    def can_export(self) -> bool:
+        """Whether the real backend exports (it does so in-process)."""
+        return self.inner.can_export()
+
     def export(self, spec: Any, examples: Any, output_dir: Path, model_path: Path | None = None) -> Path:
         """Exports are written by the real backend's pure code, in-process."""
         return self.inner.export(spec, examples, output_dir, model_path=model_path)

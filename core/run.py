@@ -180,7 +180,7 @@ class Run:
             "seed": self.spec.training.seed,
             "spec": self.spec.to_dict(),
             "versions": {**versions(*dict.fromkeys(names)),
-                         **{k: v for k, v in self.backend.check().versions.items() if v}},
+                         **{k: v for k, v in self.backend.status_for(self.spec).versions.items() if v}},
             "data": {**examples.report, "template_strings": examples.template.describe() if examples.template else {}},
             "wall_time_s": round(time.monotonic() - started, 3),
             **extra,
@@ -219,10 +219,8 @@ class Run:
         from .errors import UnsupportedFeature
 
         out = Path(output_dir)
-        inner = getattr(self.backend, "inner", self.backend)  # an isolated backend exports in-process
-        if type(inner).export is Backend.export:
-            exporters = [name for name, item in self.registry.backends.items()
-                         if type(item.backend).export is not Backend.export]
+        if not self.backend.can_export():
+            exporters = [name for name, item in self.registry.backends.items() if item.backend.can_export()]
             raise UnsupportedFeature(self.backend.name, "export", exporters)
         examples = self.validate()
         self.backend.plan(self.spec, examples)  # mapping problems surface before the folder is touched
