@@ -26,6 +26,7 @@ class Capabilities:
     algorithms: dict[str, tuple[str, ...]] = field(default_factory=dict)  # task -> algorithms, first = default
     peft: bool = False
     packing: bool = False
+    unpacked: bool = True  # False for a backend that always packs examples into blocks
     completion_only_loss: bool = False
     plain_text: bool = False
     precisions: frozenset[str] = frozenset({"fp32"})
@@ -46,6 +47,7 @@ class Capabilities:
             "algorithms": {k: list(v) for k, v in self.algorithms.items()},
             "peft": self.peft,
             "packing": self.packing,
+            "unpacked": self.unpacked,
             "completion_only_loss": self.completion_only_loss,
             "plain_text": self.plain_text,
             "precisions": sorted(self.precisions),
@@ -74,12 +76,35 @@ class BackendStatus:
 
 @dataclass
 class Plan:
-    """What a backend would run: its native configuration and the spec settings it cannot honour."""
+    """What a backend would run: its native configuration and the spec settings it cannot honour.
+
+    A backend fills ``native_config``, ``unhonoured`` and ``notes``; it sets ``optimizer_steps``,
+    ``train_rows`` and entries of ``effective`` only where it departs from the neutral rule (packing, whole
+    epochs, its own data order ...). The core fills the rest (see ``tunebridge.planning``): the example
+    counts, the steps by the neutral rule, the normalised ``effective`` settings and the ``differences``
+    (spec defaults adapted to this backend).
+    """
 
     backend: str
     native_config: dict[str, Any]
     unhonoured: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    optimizer_steps: int | None = None  # exact optimizer steps the run will make
+    train_rows: int | None = None  # sequences per epoch the trainer draws batches from (after packing, drops)
+    tokens_per_epoch: int | None = None  # tokens in those sequences
+    train_examples: int | None = None
+    eval_examples: int | None = None
+    truncation: str = ""
+    effective: dict[str, Any] = field(default_factory=dict)
+    differences: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (``plan --json``, run.json ``plan``)."""
+        return {"backend": self.backend, "optimizer_steps": self.optimizer_steps, "train_examples": self.train_examples,
+                "eval_examples": self.eval_examples, "train_rows": self.train_rows,
+                "tokens_per_epoch": self.tokens_per_epoch, "truncation": self.truncation,
+                "effective": self.effective, "differences": self.differences, "unhonoured": self.unhonoured,
+                "notes": self.notes, "native_config": self.native_config}
 
 
 @dataclass

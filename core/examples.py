@@ -24,6 +24,8 @@ class Examples:
     eval: list[dict[str, Any]] = field(default_factory=list)
     template: Template | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    tokenizer_path: Any = None  # the tokenizer folder once the core has applied the token-length rules
+    token_lengths: list[int] | None = None  # tokens each training example puts in front of the model
 
     @property
     def columns(self) -> list[str]:

@@ -1,7 +1,8 @@
 """Token-length rules, decided once in the core so every backend sees the same examples.
 
-- sft: count examples longer than max_length (the backend truncates their end) and those whose prompt
-  alone fills max_length (nothing left to learn): a warning, or an error when that is every example.
+- sft: count examples longer than max_length (the backend truncates their end) and, with completion-only
+  loss on unpacked examples, those whose prompt alone fills max_length (nothing left to learn): a warning,
+  or an error when that is every example. Packed or whole-text training cuts no completion away.
 - reward: a pair whose prompt + answer (+ EOS) is longer than max_length is dropped and counted
   (``reward.over_length: drop``) or has its answers cut to fit (``truncate``). Nothing left is an error.
 - rl: report the longest prompt.
@@ -28,22 +29,26 @@ def apply_length_rules(examples: Examples, tok: Any, spec: Spec) -> Examples:
     """Count, warn, drop or truncate by token length; returns the (possibly filtered) examples."""
     max_length = spec.training.max_length
     if examples.kind in ("prompt_completion", "text"):
-        _sft_lengths(examples, tok, max_length)
+        _sft_lengths(examples, tok, max_length, spec)
     elif examples.kind == "preference":
         examples.train = _fit_pairs(examples, tok, max_length, spec.reward.over_length, "train")
         if examples.eval:
             examples.eval = _fit_pairs(examples, tok, max_length, spec.reward.over_length, "eval")
     elif examples.kind == "prompt_only":
-        examples.report["longest_prompt_tokens"] = max(_count(tok, [ex["prompt"] for ex in examples.train]))
+        examples.token_lengths = _count(tok, [ex["prompt"] for ex in examples.train])
+        examples.report["longest_prompt_tokens"] = max(examples.token_lengths)
     return examples
 
 
-def _sft_lengths(examples: Examples, tok: Any, max_length: int) -> None:
+def _sft_lengths(examples: Examples, tok: Any, max_length: int, spec: Spec) -> None:
     texts = [ex.get("text") or ex["prompt"] + ex["completion"] for ex in examples.train]
     lengths = [n + 1 for n in _count(tok, texts)]  # +1: the EOS the backend appends
-    examples.report["truncated"] = sum(n > max_length for n in lengths)
+    packed = spec.task == "sft" and spec.sft.packing
+    examples.report["truncated"] = 0 if packed else sum(n > max_length for n in lengths)
     examples.report["longest_tokens"] = max(lengths)
-    if examples.kind != "prompt_completion":
+    examples.token_lengths = lengths if packed else [min(n, max_length) for n in lengths]
+    masks_prompt = spec.task != "sft" or spec.sft.completion_only_loss  # offline RL masks its prompts too
+    if examples.kind != "prompt_completion" or packed or not masks_prompt:
         return
     prompt_lengths = _count(tok, [ex["prompt"] for ex in examples.train])
     lost = sum(n >= max_length for n in prompt_lengths)
@@ -91,6 +96,9 @@ def _fit_pairs(examples: Examples, tok: Any, max_length: int, policy: str, split
             continue
         truncated += 1
         kept.append({**ex, "chosen": new_chosen, "rejected": new_rejected})
+    if split == "train":
+        fitted = {id(ex): c + r + 2 for ex, c, r in zip(pairs, chosen, rejected, strict=True)}
+        examples.token_lengths = [fitted.get(id(ex), 2 * budget + 2) for ex in kept]
     report = examples.report.setdefault("dropped", {})
     if too_long:
         report[f"{split}_over_max_length"] = too_long

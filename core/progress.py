@@ -35,7 +35,8 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     """
     summary: dict[str, Any] = {}
     for key in SUMMARISED:
-        logged = [r for r in records if key in r]
+        # A step with no trainable token (``trainable_tokens: 0``) has no loss to report: it is left out.
+        logged = [r for r in records if key in r and r.get("trainable_tokens") != 0]
         # RunReporter stores NaN and infinity as null (JSON has neither).
         bad = [r["step"] for r in logged if r[key] is None or not math.isfinite(r[key])]
         if key == "loss" and bad:

@@ -25,6 +25,11 @@ class TrainResult:
     unhonoured: list[str] = field(default_factory=list)
     base_model: str = ""
     warnings: list[str] = field(default_factory=list)
+    differences: list[dict[str, Any]] = field(default_factory=list)  # spec defaults adapted to this backend
+    plan: dict[str, Any] = field(default_factory=dict)  # what plan() predicted (steps, counts, effective settings)
+    examples_seen: int | None = None
+    tokens_seen: int | None = None
+    peak_memory_mb: float | None = None
 
     @classmethod
     def load(cls, output_dir: str | Path) -> TrainResult:
@@ -40,6 +45,9 @@ class TrainResult:
             model_format=record.get("model_format", "full"), wall_time_s=record.get("wall_time_s", 0.0),
             data=record.get("data", {}), unhonoured=record.get("unhonoured", []),
             base_model=record.get("base_model", ""), warnings=record.get("warnings", []),
+            differences=record.get("differences", []), plan=record.get("plan", {}),
+            examples_seen=record.get("examples_seen"), tokens_seen=record.get("tokens_seen"),
+            peak_memory_mb=record.get("peak_memory_mb"),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -15,15 +15,16 @@ from .errors import BackendUnavailable, OutputExistsError, RunFailed, SpecError,
 from .examples import Examples, prepare_examples
 from .isolation import isolate_if_configured
 from .lengths import apply_length_rules
+from .memory import PeakMemory
 from .modelcard import model_card
+from .planning import complete_plan, examples_seen
 from .plugins import Registry, get_registry
 from .progress import RunReporter, remove_empty_dirs, summarise
 from .redact import redact
 from .result import TrainResult
 from .rewards import check_rewards
-from .schedule import expected_optimizer_steps
 from .spec import Spec, load_spec
-from .support import check_support
+from .support import Difference, adapt_to_backend
 from .versions import versions
 
 ProgressCallback = Callable[[int, int | None, dict], None]
@@ -84,8 +85,11 @@ class Run:
 
     def __init__(self, spec: Spec | str | Path | dict, backend: str | None = None, registry: Registry | None = None):
         self.spec = load_spec(spec).with_backend(backend)
+        self.requested_spec = self.spec  # as the user wrote it; ``spec`` becomes what this backend runs
+        self.differences: list[Difference] = []
         self.registry = registry or get_registry()
         self.backend: Backend = isolate_if_configured(self.registry.get(self.spec.backend), self.spec)
+        self._prepared: tuple[Path, Path, Examples] | None = None
 
     def _protected_paths(self) -> list[Path]:
         """What --overwrite must never delete: the data, the model and tokenizer, the spec, the model cache."""
@@ -98,8 +102,12 @@ class Run:
         return paths
 
     def check_support(self) -> None:
-        """Fail fast (UnsupportedFeature, SpecError) when the backend cannot do what the spec asks."""
-        check_support(self.spec, self.backend, self.registry)
+        """Fail fast (UnsupportedFeature, SpecError) when the backend cannot do what the spec asks.
+
+        Defaults the backend cannot honour are adapted: ``spec`` becomes the spec this backend runs and
+        ``differences`` lists what changed (see tunebridge.support).
+        """
+        self.spec, self.differences = adapt_to_backend(self.requested_spec, self.backend, self.registry)
         self.backend.check_spec(self.spec)
 
     def check_model_source(self) -> None:
@@ -123,9 +131,15 @@ class Run:
         return prepare_examples(self.spec)
 
     def plan(self) -> Plan:
-        """The native configuration the backend would run (nothing is trained)."""
-        examples = self.validate()
+        """What the backend will run (nothing is trained): native config, exact optimizer steps, example counts,
+        the normalised settings it uses and the defaults it adapts. Builds a builtin model (cached) to count
+        tokens with the run's own tokenizer."""
+        _, _, examples = self.prepared(self.validate())
+        return self._plan(examples)
+
+    def _plan(self, examples: Examples) -> Plan:
         plan = self.backend.plan(self.spec, examples)
+        complete_plan(plan, self.spec, examples, self.differences)
         plan.native_config = redact(plan.native_config)
         return plan
 
@@ -158,7 +172,13 @@ class Run:
         """Render chat data with the tokenizer's template; apply the token-length rules."""
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(str(tokenizer_path))
+        try:
+            tok = AutoTokenizer.from_pretrained(str(tokenizer_path))
+        except Exception as exc:  # a folder without tokenizer files, a broken tokenizer.json, an unknown hub id
+            field = "model.tokenizer" if self.spec.model.tokenizer else "model.path"
+            raise SpecError([(field, f"cannot load a tokenizer from {tokenizer_path}: {type(exc).__name__}: "
+                                     f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")],
+                            self.spec.source) from None
         if examples.kind == "chat":
             if not tok.chat_template:
                 raise TunebridgeError(f"the tokenizer at {tokenizer_path} has no chat template (data.template: chat)")
@@ -169,8 +189,16 @@ class Run:
             examples = prepare_examples(self.spec, chat=chat)
         return apply_length_rules(examples, tok, self.spec)
 
-    def _record(self, status: str, started: float, examples: Examples, **extra: Any) -> dict[str, Any]:
+    def training_versions(self) -> dict[str, str | None]:
+        """The versions of what trains: the backend's own environment when it reports one (another
+        interpreter), else this one's; never a mix of the two."""
+        theirs = {k: v for k, v in self.backend.status_for(self.spec).versions.items() if v}
+        if "transformers" in theirs:
+            return {"tunebridge": versions()["tunebridge"], **theirs}
         names = ("torch", "transformers", "tokenizers", *getattr(self.backend, "packages", ()))
+        return {**versions(*dict.fromkeys(names)), **theirs}
+
+    def _record(self, status: str, started: float, examples: Examples, **extra: Any) -> dict[str, Any]:
         record = {
             "status": status,
             "backend": self.backend.name,
@@ -179,21 +207,28 @@ class Run:
                 self.spec.task, self.spec.rl.algorithm if self.spec.task == "rl" else "auto"),
             "seed": self.spec.training.seed,
             "spec": self.spec.to_dict(),
-            "versions": {**versions(*dict.fromkeys(names)),
-                         **{k: v for k, v in self.backend.status_for(self.spec).versions.items() if v}},
+            "differences": [d.to_dict() for d in self.differences],
+            "versions": self.training_versions(),
             "data": {**examples.report, "template_strings": examples.template.describe() if examples.template else {}},
             "wall_time_s": round(time.monotonic() - started, 3),
             **extra,
         }
         return redact(record)
 
-    def _prepare(self, out: Path, reporter: RunReporter, examples: Examples) -> TrainingJob:
-        model_path, tokenizer_path = self._resolve_model(examples)
-        examples = self._finish_examples(examples, tokenizer_path)
-        if self.spec.training.max_steps or (self.spec.task != "rl" and not self.spec.sft.packing):
-            reporter.set_total_steps(expected_optimizer_steps(
-                len(examples.train), self.spec.training.batch_size, self.spec.training.gradient_accumulation,
-                self.spec.training.epochs, self.spec.training.max_steps))
+    def prepared(self, examples: Examples) -> tuple[Path, Path, Examples]:
+        """The resolved model and tokenizer folders and the final examples (chat rendered, length rules applied);
+        computed once per Run."""
+        if self._prepared is None:
+            model_path, tokenizer_path = self._resolve_model(examples)
+            final = self._finish_examples(examples, tokenizer_path)
+            final.tokenizer_path = tokenizer_path
+            self._prepared = (model_path, tokenizer_path, final)
+        return self._prepared
+
+    def _prepare(self, out: Path, reporter: RunReporter, examples: Examples, plan: Plan | None = None) -> TrainingJob:
+        model_path, tokenizer_path, examples = self.prepared(examples)
+        if plan is not None and plan.optimizer_steps:
+            reporter.set_total_steps(plan.optimizer_steps)
         return TrainingJob(self.spec, examples, model_path, tokenizer_path, out, reporter)
 
     def first_batch(self) -> dict[str, Any]:
@@ -223,7 +258,8 @@ class Run:
             exporters = [name for name, item in self.registry.backends.items() if item.backend.can_export()]
             raise UnsupportedFeature(self.backend.name, "export", exporters)
         examples = self.validate()
-        self.backend.plan(self.spec, examples)  # mapping problems surface before the folder is touched
+        _, _, examples = self.prepared(examples)
+        self._plan(examples)  # mapping problems surface before the folder is touched
         prepare_output_dir(out, overwrite, protect=self._protected_paths())
         job = self._prepare(out, RunReporter(out / "metrics.jsonl"), examples)
         return self.backend.export(self.spec, job.examples, out, model_path=job.model_path)
@@ -234,17 +270,20 @@ class Run:
         out = Path(output_dir)
         self._require_ready()
         examples = self.validate()
-        plan = self.backend.plan(self.spec, examples)
+        _, _, examples = self.prepared(examples)
+        plan = self._plan(examples)
         prepare_output_dir(out, overwrite, protect=self._protected_paths())
         started = time.monotonic()
         run_json = out / "run.json"
         reporter = RunReporter(out / "metrics.jsonl", progress)
+        planned = {k: v for k, v in plan.to_dict().items() if k != "native_config"}
+        peak = PeakMemory()
         try:
-            job = self._prepare(out, reporter, examples)
-            examples = job.examples
-            run_json.write_text(json.dumps(self._record("running", started, examples,
+            job = self._prepare(out, reporter, examples, plan)
+            run_json.write_text(json.dumps(self._record("running", started, examples, plan=planned,
                                                         native_config=plan.native_config), indent=2))
-            output = self.backend.train(job)
+            with peak:
+                output = self.backend.train(job)
             if output.global_step < 1:
                 raise TunebridgeError(f"backend {self.backend.name!r} finished without a single optimizer step")
             try:
@@ -253,23 +292,28 @@ class Run:
                 raise TunebridgeError(str(exc)) from None
             remove_empty_dirs(job.work_dir)
         except KeyboardInterrupt:
-            stopped = self._record("interrupted", started, examples, native_config=redact(plan.native_config),
-                                   error="interrupted by the user")
+            stopped = self._record("interrupted", started, examples, plan=planned,
+                                   native_config=redact(plan.native_config), error="interrupted by the user")
             run_json.write_text(json.dumps(stopped, indent=2, default=str))
             raise
         except Exception as exc:
-            failed = self._record("failed", started, examples, native_config=redact(plan.native_config),
+            failed = self._record("failed", started, examples, plan=planned, native_config=redact(plan.native_config),
                                   error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=20))
             run_json.write_text(json.dumps(failed, indent=2, default=str))
             if isinstance(exc, TunebridgeError) and not isinstance(exc, RunFailed):
                 raise RunFailed(str(exc), str(out)) from exc
             raise RunFailed(f"training on {self.backend.name!r} failed: {type(exc).__name__}: {exc}", str(out)) from exc
         warnings = [*examples.report.get("warnings", []), *run_warnings(self.spec, reporter.records)]
+        if plan.optimizer_steps is not None and plan.optimizer_steps != output.global_step:
+            warnings.append(f"the plan predicted {plan.optimizer_steps} optimizer steps; backend "
+                            f"{self.backend.name!r} made {output.global_step}")
+        seen, tokens = examples_seen(plan, self.spec, output.global_step,
+                                     examples.token_lengths if plan.train_rows == len(examples.train) else None)
         record = self._record(
-            "completed", started, examples, warnings=warnings,
+            "completed", started, examples, warnings=warnings, plan=planned,
             native_config=redact(output.native_config), metrics=output.metrics, model_format=output.model_format,
-            global_step=output.global_step, unhonoured=plan.unhonoured, model_dir="model",
-            base_model=str(job.model_path),
+            global_step=output.global_step, examples_seen=seen, tokens_seen=tokens, peak_memory_mb=peak.mb,
+            unhonoured=plan.unhonoured, model_dir="model", base_model=str(job.model_path),
         )
         run_json.write_text(json.dumps(record, indent=2, default=str))
         (out / "README.md").write_text(model_card(record))
@@ -278,4 +322,6 @@ class Run:
             log_history=reporter.records, native_config=record["native_config"], versions=record["versions"],
             model_format=output.model_format, wall_time_s=record["wall_time_s"], data=record["data"],
             unhonoured=plan.unhonoured, base_model=str(job.model_path), warnings=warnings,
+            differences=record["differences"], plan=planned, examples_seen=seen, tokens_seen=tokens,
+            peak_memory_mb=peak.mb,
         )

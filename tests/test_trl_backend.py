@@ -118,10 +118,10 @@ def test_periodic_evaluation_is_logged_once_per_eval_step(data, tmp_path):
 
 
 def test_max_length_shorter_than_every_prompt_fails_before_training(data, tmp_path):
-    with pytest.raises(tb.RunFailed, match="training.max_length=8 is shorter than every prompt"):
+    # Token lengths are checked while planning, so nothing at all is written.
+    with pytest.raises(tb.DataError, match="training.max_length=8 is shorter than every prompt"):
         tb.SFTTrainer(make(data, training={"max_length": 8}), backend="trl").train(tmp_path / "out")
-    assert not (tmp_path / "out" / "metrics.jsonl").exists()
-    assert not (tmp_path / "out" / "model").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_missing_local_model_is_a_spec_error_before_anything_is_written(data, tmp_path):
@@ -131,9 +131,25 @@ def test_a_missing_local_model_is_a_spec_error_before_anything_is_written(data, 
     assert not (tmp_path / "out").exists()
 
 
-def test_a_crash_inside_trl_leaves_a_failed_run_record(data, tmp_path):
+def test_a_folder_without_a_tokenizer_is_a_spec_error_before_anything_is_written(data, tmp_path):
     not_a_model = tmp_path / "empty-model"
     not_a_model.mkdir()
+    with pytest.raises(tb.SpecError, match="model.path: cannot load a tokenizer from"):
+        Run(make(data, model={"path": str(not_a_model)})).train(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_crash_inside_trl_leaves_a_failed_run_record(data, tmp_path):
+    import shutil
+
+    from tunebridge.builtin_models import build_builtin
+
+    built = build_builtin("tiny-llama", ["some words to train a tokenizer on"] * 8, seed=0)
+    not_a_model = tmp_path / "tokenizer-only"  # a tokenizer loads, the weights do not exist
+    not_a_model.mkdir()
+    for item in built.iterdir():
+        if item.name.startswith(("tokenizer", "special_tokens")):
+            shutil.copy(item, not_a_model / item.name)
     with pytest.raises(tb.RunFailed) as info:
         Run(make(data, model={"path": str(not_a_model)})).train(tmp_path / "out")
     assert str(tmp_path / "out") in str(info.value)

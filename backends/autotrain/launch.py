@@ -40,7 +40,7 @@ def configured_python(spec: Spec | None = None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-ENV_PACKAGES = ("autotrain_advanced", "torch", "transformers", "trl", "peft", "accelerate", "datasets")
+ENV_PACKAGES = ("autotrain_advanced", "torch", "transformers", "tokenizers", "trl", "peft", "accelerate", "datasets")
 
 
 def installed_version(python: Path, dist: str = "autotrain_advanced") -> str | None:

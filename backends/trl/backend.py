@@ -63,8 +63,10 @@ class TRLBackend(Backend):
 
         from .config import native_config
 
+        from .rows import plan_counts
+
         native, unhonoured, notes = native_config(spec, examples, Path("<output>") / "work", _has_cuda())
-        return Plan(self.name, native, unhonoured, notes)
+        return Plan(self.name, native, unhonoured, notes, **plan_counts(spec, examples))
 
     def train(self, job: TrainingJob) -> BackendOutput:
         """Train with the TRL trainer for the task and save the model to ``job.model_dir``."""

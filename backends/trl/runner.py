@@ -30,6 +30,7 @@ class _ReportToTunebridge(TrainerCallback):
     def __init__(self, job: TrainingJob):
         self.job = job
         self.summary: dict[str, Any] = {}
+        self.empty_steps = 0
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.job.reporter.set_total_steps(state.max_steps)
@@ -39,7 +40,17 @@ class _ReportToTunebridge(TrainerCallback):
         if any(k in logs for k in SUMMARY_KEYS):
             self.summary.update({k: v for k, v in logs.items() if k not in DROPPED_KEYS})
             return
+        if _no_trainable_token(logs):
+            # A batch whose labels are all masked (packed rows cut before any completion) logs loss 0.0 and a
+            # zero gradient: it trained on nothing, so it is not a loss of 0.
+            logs = {**logs, "loss": None, "trainable_tokens": 0}
+            self.empty_steps += 1
         self.job.reporter.log(state.global_step, logs)
+
+
+def _no_trainable_token(logs: dict[str, Any]) -> bool:
+    """A training log line of a step with no label token: loss exactly 0 and no gradient at all."""
+    return logs.get("loss") == 0.0 and logs.get("grad_norm") in (0.0, None) and "eval_loss" not in logs
 
 
 def _quiet_libraries() -> None:
@@ -103,11 +114,18 @@ def first_batch(job: TrainingJob, cuda: bool = False) -> dict[str, list[list[int
 def train(job: TrainingJob, cuda: bool = False) -> BackendOutput:
     """Train, evaluate on the held-out split if any, save model + tokenizer to job.model_dir."""
     trainer, native, callback = build_trainer(job, cuda)
-    dropped_by_trl = len(job.examples.train) - len(trainer.train_dataset)
+    # Packing turns examples into fewer, longer rows: only an unpacked dataset's shrinking is a drop.
+    packed = job.spec.task == "sft" and job.spec.sft.packing
+    dropped_by_trl = 0 if packed else len(job.examples.train) - len(trainer.train_dataset)
     trainer.train()
     metrics: dict[str, Any] = dict(callback.summary)
     if dropped_by_trl > 0:
         metrics["examples_dropped_by_backend"] = dropped_by_trl
+    if callback.empty_steps:
+        metrics["steps_without_trainable_tokens"] = callback.empty_steps
+        trained = [r["loss"] for r in job.reporter.records if r.get("loss") is not None]
+        if trained and job.spec.training.logging_steps == 1:
+            metrics["train_loss"] = sum(trained) / len(trained)  # TRL averaged the empty steps' 0.0 in
     if job.examples.eval and job.spec.task != "rl":
         final = [r for r in job.reporter.records if "eval_loss" in r and r["step"] == trainer.state.global_step]
         eval_metrics = final[-1] if final else trainer.evaluate()  # evaluate() logs through the callback
