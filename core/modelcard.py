@@ -36,6 +36,7 @@ def model_card(record: dict[str, Any]) -> str:
     ]
     if data.get("truncated"):
         lines.append(f"- truncated to max_length: {data['truncated']} examples")
+    lines += _provenance(data)
     template = data.get("template_strings")
     if template:
         lines += ["", "```json", json.dumps(template, indent=2), "```"]
@@ -54,7 +55,8 @@ def model_card(record: dict[str, Any]) -> str:
                   f"- kl_coef: {rl['kl_coef']}"]
     for warning in record.get("warnings", []):
         lines.append(f"\n> warning: {warning}")
-    lines += ["", "## Hyperparameters", "", "```json", json.dumps(spec["training"], indent=2), "```"]
+    lines += _training(record)
+    lines += ["", "## Hyperparameters (the spec as run)", "", "```json", json.dumps(spec["training"], indent=2), "```"]
     if spec.get("lora"):
         lines += ["", "LoRA:", "", "```json", json.dumps(spec["lora"], indent=2), "```"]
     if metrics:
@@ -63,3 +65,46 @@ def model_card(record: dict[str, Any]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in record["versions"].items() if v)
     lines += ["", "## Versions", "", versions, ""]
     return "\n".join(lines)
+
+
+def _provenance(data: dict[str, Any]) -> list[str]:
+    """Where the rows came from: the Argilla recipe and annotator policy, and every drop by reason."""
+    lines: list[str] = []
+    conversion = data.get("argilla")
+    if conversion:
+        lines.append(f"- converted from Argilla {conversion.get('format', '?')} records: recipe "
+                     f"`{conversion.get('recipe', '?')}`, annotators `{conversion.get('annotators', '?')}`, counting "
+                     f"{'/'.join(conversion.get('statuses', []))} responses; {conversion.get('records', '?')} records "
+                     f"-> {conversion.get('rows', '?')} rows")
+        for reason, n in conversion.get("dropped", {}).items():
+            lines.append(f"  - records dropped ({reason}): {n}")
+        for reason, n in conversion.get("skipped_pairs", {}).items():
+            lines.append(f"  - pairs not made ({reason}): {n}")
+    for reason, n in data.get("dialogue", {}).get("dropped", {}).items():
+        lines.append(f"- dialogue rows dropped ({reason}): {n}")
+    for reason, n in data.get("dropped", {}).items():
+        lines.append(f"- dropped ({reason}): {n}")
+    return lines
+
+
+def _training(record: dict[str, Any]) -> list[str]:
+    """What the run did: steps made (and planned), sequences seen, and where this backend departed from the spec."""
+    plan = record.get("plan", {})
+    steps = record.get("global_step", record.get("metrics", {}).get("global_step"))
+    lines = ["", "## Training", "", f"- optimizer steps made: {steps}"
+             + (f" (planned {plan['optimizer_steps']})" if plan.get("optimizer_steps") is not None else "")]
+    if record.get("examples_seen"):
+        lines.append(f"- sequences seen: {record['examples_seen']}"
+                     + (f", tokens seen: {record['tokens_seen']}" if record.get("tokens_seen") else ""))
+    effective = plan.get("effective", {})
+    if effective:
+        lines.append("- effective settings: " + ", ".join(f"{k} {v}" for k, v in effective.items()))
+    differences = record.get("differences", [])
+    unhonoured = record.get("unhonoured", [])
+    if differences or unhonoured:
+        lines += ["", "### Differences from the spec on this backend", ""]
+        for diff in differences:
+            lines.append(f"- adapted `{diff['setting']}`: default {json.dumps(diff['default'])}, ran with "
+                         f"{json.dumps(diff['used'])} ({diff['why']})")
+        lines += [f"- not honoured: {line}" for line in unhonoured]
+    return lines

@@ -72,11 +72,17 @@ def test_rl_is_refused_before_anything_is_written(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_completion_only_loss_is_refused(tmp_path):
+def test_completion_only_loss_written_is_refused_and_the_default_adapts(tmp_path):
     spec = sft_spec(tmp_path)
-    spec.pop("sft")
+    spec["sft"] = {"completion_only_loss": True}
     with pytest.raises(UnsupportedFeature, match="completion-only loss"):
         Run(parse_spec(spec)).export(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    spec.pop("sft")  # the default: adapted to AutoTrain's loss on every token, and said so
+    run = Run(parse_spec(spec))
+    run.export(tmp_path / "out")
+    assert [d.setting for d in run.differences] == ["sft.packing", "sft.completion_only_loss"]
+    assert "every token is trained on" in (tmp_path / "out" / "README.md").read_text()
 
 
 def test_bad_backend_options_fail_before_the_folder_is_made(tmp_path):

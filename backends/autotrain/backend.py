@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 from tunebridge.backend import Backend, BackendOutput, BackendStatus, Capabilities, Plan, TrainingJob
 
 from . import launch
-from .config import AUTOTRAIN_VERSION, autotrain_config, base_model_ref, options
+from .config import AUTOTRAIN_SEED, AUTOTRAIN_VERSION, autotrain_config, base_model_ref, options
 
 if TYPE_CHECKING:
     from tunebridge.examples import Examples
@@ -33,6 +33,7 @@ class AutoTrainBackend(Backend):
         algorithms={"sft": ("sft",), "reward": ("reward",)},  # dpo/orpo: backend_options.autotrain.trainer
         peft=True,
         packing=True,
+        unpacked=False,  # llm-sft always packs into blocks of block_size tokens
         completion_only_loss=False,  # llm-sft trains on every token of the packed text
         plain_text=True,
         precisions=frozenset({"fp32", "bf16", "fp16"}),
@@ -59,7 +60,22 @@ class AutoTrainBackend(Backend):
         base = spec.model.path or f"<builtin {spec.model.builtin}>"
         project = autotrain_config(spec, examples, base)
         native = {"autotrain": AUTOTRAIN_VERSION, "config.yml": project.config, "data_columns": project.columns}
-        return Plan(self.name, native, project.unhonoured, project.notes)
+        params = project.config["params"]
+        effective: dict = {"seed": AUTOTRAIN_SEED, "length": f"{params['epochs']} epoch(s)",
+                           "data_order": f"AutoTrain's own shuffle (trainer seed {AUTOTRAIN_SEED})",
+                           "effective_batch_size": params["batch_size"] * params["gradient_accumulation"]}
+        counts: dict = {}
+        if project.prediction is not None:
+            block = project.prediction["block_size"]
+            counts = {"optimizer_steps": project.prediction["optimizer_steps"], "train_rows": project.prediction["rows"],
+                      "tokens_per_epoch": project.prediction["tokens"]}
+            if spec.task == "sft":
+                effective["truncation"] = (f"texts joined with EOS and cut into blocks of {block} tokens (the last "
+                                           "partial block dropped); no example truncated")
+            else:
+                effective["truncation"] = f"pairs with a side over {block} tokens dropped by AutoTrain"
+        return Plan(self.name, native, project.unhonoured, project.notes, truncation=effective.get("truncation", ""),
+                    effective=effective, **counts)
 
     def export(self, spec: Spec, examples: Examples, output_dir: Path, model_path: Path | None = None) -> Path:
         """Write config.yml, data/ and README.md into ``output_dir``; returns the config path."""

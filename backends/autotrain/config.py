@@ -44,6 +44,7 @@ class AutoTrainConfig:
     columns: dict[str, str]  # data column -> the tunebridge example fields joined into it
     unhonoured: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    prediction: dict[str, Any] | None = None  # steps.predict_steps: exact steps, rows, tokens (with a tokenizer)
 
 
 def options(spec: Spec) -> dict[str, Any]:
@@ -98,10 +99,21 @@ def trainer_of(spec: Spec) -> str:
     return spec.backend_options.get("autotrain", {}).get("trainer") or TRAINERS[spec.task][0]
 
 
-def epochs_for(spec: Spec, n_train: int | None) -> tuple[int, str | None]:
-    """AutoTrain's integer ``epochs`` for the spec, and a line when that is not what the spec asked."""
+def epochs_for(spec: Spec, n_train: int | None, prediction: dict[str, Any] | None = None) -> tuple[int, str | None]:
+    """AutoTrain's integer ``epochs`` for the spec, and a line when that is not what the spec asked.
+
+    ``prediction`` (from ``steps.predict_steps``, counted with the run's tokenizer) makes the step count exact;
+    without it, max_steps is turned into epochs over the unpacked examples, an estimate.
+    """
     t = spec.training
     if t.max_steps:
+        if prediction is not None:
+            epochs, made = prediction["epochs"], prediction["optimizer_steps"]
+            if made == t.max_steps:
+                return epochs, None
+            return epochs, (f"training.max_steps={t.max_steps}: AutoTrain has no max_steps; it runs {epochs} whole "
+                            f"epoch(s) of {prediction['steps_per_epoch']} step(s) over {prediction['rows']} training "
+                            f"rows = {made} steps")
         if not n_train:
             return 1, f"training.max_steps={t.max_steps}: AutoTrain has no max_steps; the run makes whole epochs"
         per_epoch = math.ceil(math.ceil(n_train / t.batch_size) / t.gradient_accumulation)
@@ -109,11 +121,23 @@ def epochs_for(spec: Spec, n_train: int | None) -> tuple[int, str | None]:
         if epochs * per_epoch == t.max_steps:
             return epochs, None
         return epochs, (f"training.max_steps={t.max_steps}: AutoTrain has no max_steps; it runs {epochs} epoch(s) "
-                        f"of {per_epoch} step(s) = {epochs * per_epoch} steps (before packing)")
+                        f"of about {per_epoch} step(s) (an estimate from the unpacked examples: `plan` counts "
+                        "AutoTrain's packing exactly)")
     epochs = max(1, math.ceil(t.epochs))
     if epochs != t.epochs:
         return epochs, f"training.epochs={t.epochs}: AutoTrain takes whole epochs; it runs {epochs}"
     return epochs, None
+
+
+def predict(spec: Spec, examples: Examples | None) -> dict[str, Any] | None:
+    """AutoTrain's exact step count for ``examples`` (see steps.py), once the core has a tokenizer for them."""
+    if examples is None or examples.tokenizer_path is None or not examples.train:
+        return None
+    from .steps import PACKING_TRAINERS, PAIR_TRAINERS, predict_steps
+
+    if trainer_of(spec) not in PACKING_TRAINERS + PAIR_TRAINERS:
+        return None
+    return predict_steps(spec, examples, examples.tokenizer_path)
 
 
 def _lora_params(spec: Spec, unhonoured: list[str], notes: list[str]) -> dict[str, Any]:
@@ -139,9 +163,6 @@ def _unhonoured(spec: Spec, trainer: str, examples: Examples | None) -> tuple[li
     t = spec.training
     unhonoured: list[str] = []
     notes: list[str] = []
-    if spec.task == "sft" and not spec.sft.packing:
-        unhonoured.append("sft.packing: false: AutoTrain's llm-sft always packs examples into blocks of "
-                          "training.max_length tokens, so it makes fewer (and longer) steps than other backends")
     if (examples is not None and examples.eval) or spec.data.eval_fraction:
         unhonoured.append("data.eval_fraction: AutoTrain drops the validation split of local data files, so the "
                           "held-out examples (exported as data/valid.jsonl) are never evaluated")
@@ -187,7 +208,8 @@ def autotrain_config(spec: Spec, examples: Examples | None, base_model: str) -> 
     trainer = trainer_of(spec)
     t = spec.training
     unhonoured, notes = _unhonoured(spec, trainer, examples)
-    epochs, epoch_line = epochs_for(spec, len(examples.train) if examples else None)
+    prediction = predict(spec, examples)
+    epochs, epoch_line = epochs_for(spec, len(examples.train) if examples else None, prediction)
     if epoch_line:
         unhonoured.append(epoch_line)
     params: dict[str, Any] = {
@@ -245,7 +267,7 @@ def autotrain_config(spec: Spec, examples: Examples | None, base_model: str) -> 
     if spec.model.tokenizer:
         unhonoured.append("model.tokenizer: AutoTrain loads the tokenizer from base_model; a separate tokenizer "
                           "folder is not used")
-    return AutoTrainConfig(config, trainer, holds, unhonoured, notes)
+    return AutoTrainConfig(config, trainer, holds, unhonoured, notes, prediction)
 
 
 def example_rows(trainer: str, rows: list[dict[str, Any]], eos: str) -> list[dict[str, str]]:

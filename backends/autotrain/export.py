@@ -101,9 +101,18 @@ def readme(project: AutoTrainConfig, n_train: int, n_eval: int) -> str:
     if "hub" in cfg:
         lines += ["Pushing to the hub: set `HF_TOKEN` (and `HF_USERNAME` if shown as `${HF_USERNAME}`) in the",
                   "environment; the token is never written into this folder.", ""]
-    if project.unhonoured:
+    always = []
+    if cfg["task"] == "llm-sft":
+        always.append("llm-sft always packs: the texts are joined (EOS between them) and cut into blocks of "
+                      f"block_size={cfg['params']['block_size']} tokens, and every token is trained on, the prompt "
+                      "included (tunebridge adapts `sft.packing` and `sft.completion_only_loss` to this when the spec "
+                      "leaves them at their defaults)")
+    if project.prediction is not None:
+        always.append(f"optimizer steps: {project.prediction['optimizer_steps']} ({project.prediction['rows']} "
+                      f"training rows per epoch, counted with the base model's tokenizer)")
+    if project.unhonoured or always:
         lines += ["## What AutoTrain does differently from the spec", ""]
-        lines += [f"- {line}" for line in project.unhonoured] + [""]
+        lines += [f"- {line}" for line in always + project.unhonoured] + [""]
     if project.notes:
         lines += ["## Notes", ""] + [f"- {line}" for line in project.notes] + [""]
     return "\n".join(lines)

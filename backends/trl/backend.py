@@ -62,7 +62,6 @@ class TRLBackend(Backend):
         from pathlib import Path
 
         from .config import native_config
-
         from .rows import plan_counts
 
         native, unhonoured, notes = native_config(spec, examples, Path("<output>") / "work", _has_cuda())

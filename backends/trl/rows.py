@@ -63,13 +63,14 @@ def sft_rows(spec: Spec, examples: Examples, tokenizer_path: Path) -> tuple[int,
 
 
 def rl_rows(spec: Spec, n_prompts: int) -> int:
-    """Samples per epoch of GRPO/RLOO's RepeatSampler: whole generation batches of prompts, each prompt
-    repeated num_generations times, each generation batch reused for gradient_accumulation steps."""
+    """Completions per epoch of GRPO/RLOO: whole generation batches of prompts (batch_size x accumulation
+    completions each, so batch_size x accumulation / num_generations prompts), each prompt num_generations
+    times. One generation batch makes one optimizer step."""
     t = spec.training
     g = spec.rl.generation.num_generations
     prompts_per_generation = t.batch_size * t.gradient_accumulation // g
     whole = (n_prompts // prompts_per_generation) * prompts_per_generation
-    return whole * g * t.gradient_accumulation
+    return whole * g
 
 
 def plan_counts(spec: Spec, examples: Examples | None) -> dict[str, Any]:

@@ -60,10 +60,17 @@ class TRLXBackend(Backend):
 
     def plan(self, spec: Spec, examples: Examples | None = None) -> Plan:
         """The TRLConfig (as a dict) this backend would run."""
-        from .config import native_config
+        from .config import algorithm_of, native_config, prompt_truncation, total_steps_of
 
         native, unhonoured, notes = native_config(spec, examples, Path("<output>") / "work")
-        return Plan(self.name, native, unhonoured, notes)
+        effective: dict = {"gradient_clipping": None}  # trlx 0.7 never clips
+        truncation = prompt_truncation(spec, examples)
+        if truncation:
+            effective["truncation"] = truncation
+        if algorithm_of(spec) != "sft":
+            effective["data_order"] = "trlx's own shuffle of rollouts/samples (seeded with training.seed)"
+        return Plan(self.name, native, unhonoured, notes, optimizer_steps=total_steps_of(spec, examples),
+                    truncation=truncation, effective=effective)
 
     def train(self, job: TrainingJob) -> BackendOutput:
         """Train with trlx.train and save a model that reloads with from_pretrained."""

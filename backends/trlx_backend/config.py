@@ -84,6 +84,21 @@ def total_steps_of(spec: Spec, examples: Examples | None) -> int:
     return max(expected_optimizer_steps(n, t.batch_size, t.gradient_accumulation, t.epochs, None), 1)
 
 
+def prompt_truncation(spec: Spec, examples: Examples | None) -> str:
+    """What trlx cuts: PPO prompts to ``seq_length - max_new_tokens`` tokens (``max_prompt_length``), counted
+    with the run's tokenizer; '' when the core's rule applies."""
+    if algorithm_of(spec) != "ppo" or examples is None or examples.tokenizer_path is None:
+        return ""
+    from transformers import AutoTokenizer
+
+    budget = spec.training.max_length - max_new_tokens(spec)
+    tok = AutoTokenizer.from_pretrained(str(examples.tokenizer_path))
+    prompts = [ex["prompt"] for ex in examples.train]
+    cut = sum(len(ids) > budget for ids in tok(prompts)["input_ids"]) if prompts else 0
+    return (f"prompts cut to seq_length - max_new_tokens = {budget} tokens, keeping their start "
+            f"({cut} of {len(prompts)} prompts)")
+
+
 def trlx_config(spec: Spec, examples: Examples | None, work_dir: Path) -> dict[str, Any]:
     """The TRLConfig dict for ``spec``."""
     t = spec.training
