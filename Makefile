@@ -16,14 +16,19 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"          # pinned first: never let pip pick a CUDA build
-	$(PY) -m pip install --quiet -e ".[trl,dev,argilla]" "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[trl,dev,argilla,report]" "$(TORCH)"
 	touch $@
 
 install: $(VENV)/.installed
 
+# The same spec on every backend this environment has: trl always; trlx and autotrain when
+# TUNEBRIDGE_TRLX_PYTHON / TUNEBRIDGE_AUTOTRAIN_PYTHON name their interpreters (docs/compare.md).
+DEMO_BACKENDS = trl$(if $(TUNEBRIDGE_TRLX_PYTHON),$(comma)trlx)$(if $(TUNEBRIDGE_AUTOTRAIN_PYTHON),$(comma)autotrain)
+comma := ,
+
 demo: install
-	$(VENV)/bin/tunebridge train examples/sft-tiny.yaml --output runs/demo --overwrite
-	@echo "model: runs/demo/model   report: runs/demo/README.md, runs/demo/run.json"
+	@$(VENV)/bin/tunebridge compare examples/compare-tiny.yaml --backends $(DEMO_BACKENDS) --output runs/demo \
+		--overwrite; status=$$?; echo "report: $(CURDIR)/runs/demo/report.html"; exit $$status
 
 test: install
 	$(VENV)/bin/ruff check core backends tests benchmarks examples

@@ -26,6 +26,7 @@ _LAZY = {
     "Run": "run", "TrainResult": "result", "hookimpl": "hookspecs", "get_registry": "plugins",
     "Backend": "backend", "Capabilities": "backend", "BackendStatus": "backend", "Plan": "backend",
     "BackendOutput": "backend", "TrainingJob": "backend",
+    "compare": "comparison", "evaluate": "evaluation",
 }
 
 __all__ = [
@@ -33,10 +34,13 @@ __all__ = [
     "TunebridgeError", "UnsupportedFeature", "__version__",
     "Spec", "load_spec", "parse_spec", "SFTTrainer", "RewardTrainer", "RLTrainer", "Run", "TrainResult",
     "hookimpl", "get_registry", "Backend", "Capabilities", "BackendStatus", "Plan", "BackendOutput", "TrainingJob",
+    "compare", "evaluate",
 ]
 
 if TYPE_CHECKING:
     from .backend import Backend, BackendOutput, BackendStatus, Capabilities, Plan, TrainingJob
+    from .comparison import compare
+    from .evaluation import evaluate
     from .hookspecs import hookimpl
     from .plugins import get_registry
     from .result import TrainResult

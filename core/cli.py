@@ -47,6 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_and_backend(p)
     p.add_argument("--output", "-o", required=True, help="output folder (must be empty or new)")
     p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty output folder")
+
+    p = subs.add_parser("compare", help="train one spec on several backends, evaluate them alike, write a report")
+    p.add_argument("spec", help="spec file (.yaml, .yml or .json)")
+    p.add_argument("--backends", required=True,
+                   help="comma-separated backend names, e.g. trl,trlx,autotrain; `available`: every backend ready "
+                        "here for the spec's task")
+    p.add_argument("--output", "-o", required=True, help="output folder (must be empty or new)")
+    p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty output folder")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+
+    p = subs.add_parser("evaluate", help="the neutral evaluation of one run folder on its held-out split")
+    p.add_argument("run_dir", help="a run folder (holds run.json and model/)")
+    p.add_argument("--spec", help="spec file the run was trained from (default: the spec stored in run.json)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = subs.add_parser("report", help="render report.md and report.html again from a compare folder")
+    p.add_argument("dir", help="a compare output folder (holds comparison.json)")
     return parser
 
 
@@ -143,18 +160,34 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     plan = Run(args.spec, backend=args.backend).plan()
     if args.json:
-        print(json.dumps({"backend": plan.backend, "native_config": plan.native_config,
-                          "unhonoured": plan.unhonoured, "notes": plan.notes}, indent=2, default=str))
+        print(json.dumps(plan.to_dict(), indent=2, default=str))
         return 0
     print(f"backend: {plan.backend}")
+    print(f"optimizer steps: {plan.optimizer_steps if plan.optimizer_steps is not None else 'unknown'}")
+    rows = f", {plan.train_rows} rows per epoch" if plan.train_rows not in (None, plan.train_examples) else ""
+    print(f"examples: {plan.train_examples} train, {plan.eval_examples} eval{rows}")
+    print(f"truncation: {plan.truncation}")
+    print("effective settings:")
+    for key, value in plan.effective.items():
+        print(f"  {key}: {value}")
     print("native config:")
     print(json.dumps(plan.native_config, indent=2, default=str))
+    print("defaults adapted to this backend: " + ("none" if not plan.differences else ""))
+    for diff in plan.differences:
+        print(f"  - {_difference_line(diff)}")
     print("settings not honoured: " + ("none" if not plan.unhonoured else ""))
     for line in plan.unhonoured:
         print(f"  - {line}")
     for line in plan.notes:
         print(f"note: {line}")
     return 0
+
+
+def _difference_line(diff: dict[str, Any]) -> str:
+    def show(value: Any) -> str:
+        return str(value).lower() if isinstance(value, bool) else repr(value)
+
+    return f"{diff['setting']}: default {show(diff['default'])}, {show(diff['used'])} here ({diff['why']})"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -186,7 +219,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         dropped = sum(d.get("dropped", {}).values())
         detail = f"{dropped} dropped, {d.get('train_truncated_pairs', 0) + d.get('eval_truncated_pairs', 0)} cut to fit"
     print(f"examples       {d.get('train')} train, {d.get('eval')} eval (template {d.get('template')}; {detail})")
-    print(f"steps          {m.get('global_step')}")
+    planned = result.plan.get("optimizer_steps")
+    seen = f", {result.examples_seen} sequences seen" if result.examples_seen else ""
+    print(f"steps          {m.get('global_step')}" + (f" (planned {planned})" if planned is not None else "") + seen)
     if "first_loss" in m:
         print(f"loss           {m['first_loss']:.4f} -> {m['final_loss']:.4f} "
               f"(train_loss {m.get('train_loss', 0):.4f})")
@@ -201,6 +236,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"model          {result.model_dir} ({result.model_format})")
     print(f"report         {result.output_dir / 'run.json'}, {result.output_dir / 'metrics.jsonl'}, "
           f"{result.output_dir / 'README.md'}")
+    if result.peak_memory_mb:
+        print(f"peak memory    {result.peak_memory_mb:.0f} MiB")
+    for diff in result.differences:
+        print(f"adapted        {_difference_line(diff)}")
     for item in result.unhonoured:
         print(f"not honoured   {item}")
     for item in result.warnings:
@@ -220,8 +259,55 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .comparison import compare
+    from .comparison.record import summary_table
+
+    try:
+        record = compare(args.spec, args.backends, args.output, overwrite=args.overwrite,
+                         progress=None if args.quiet else sys.stderr)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; what was written is kept in {args.output}", file=sys.stderr)
+        return 130
+    out = Path(args.output)
+    print("\n== tunebridge compare finished ==")
+    print(summary_table(record))
+    print(f"report: {out / 'report.html'} (also {out / 'report.md'}, {out / 'comparison.json'})")
+    return 0 if record["all_completed"] else 1
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate
+
+    result = evaluate(args.run_dir, spec=args.spec)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"run {result['run_dir']} (backend {result.get('backend')}, task {result['task']})")
+    if result["task"] == "sft":
+        print(f"eval loss {result['loss']:.6f}  perplexity {result['perplexity']:.4f}  "
+              f"({result['examples']} held-out examples, {result['tokens']} tokens)")
+    elif result["task"] == "reward":
+        print(f"accuracy {result['accuracy']:.4f}  margin {result['margin']:.4f}  ({result['pairs']} held-out pairs)")
+    else:
+        print(f"reward mean {result['reward_mean']:.6f}  ({result['samples']} completions for "
+              f"{result['prompts']} held-out prompts)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import render_report
+
+    md, html = render_report(args.dir)
+    print(f"report: {html} (also {md})")
+    return 0
+
+
 COMMANDS = {"backends": cmd_backends, "validate": cmd_validate, "schema": cmd_schema, "plan": cmd_plan,
-            "train": cmd_train, "export": cmd_export}
+            "train": cmd_train, "export": cmd_export, "compare": cmd_compare, "evaluate": cmd_evaluate,
+            "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

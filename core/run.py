@@ -14,11 +14,11 @@ from .backend import Backend, Plan, TrainingJob
 from .errors import BackendUnavailable, OutputExistsError, RunFailed, SpecError, TunebridgeError
 from .examples import Examples, prepare_examples
 from .isolation import isolate_if_configured
-from .lengths import apply_length_rules
 from .memory import PeakMemory
 from .modelcard import model_card
 from .planning import complete_plan, examples_seen
 from .plugins import Registry, get_registry
+from .prepare import finish_examples, protected_paths, resolve_model
 from .progress import RunReporter, remove_empty_dirs, summarise
 from .redact import redact
 from .result import TrainResult
@@ -69,17 +69,6 @@ def run_warnings(spec: Spec, records: list[dict[str, Any]]) -> list[str]:
     return warnings
 
 
-def _corpus(examples: Examples) -> list[str]:
-    """Text to train the builtin tokenizer on: every rendered example (message contents for chat)."""
-    corpus: list[str] = []
-    for ex in examples.train + examples.eval:
-        if "messages" in ex:
-            corpus += [m["content"] for m in ex["messages"]]
-        else:
-            corpus += [ex[k] for k in ("prompt", "completion", "text", "chosen", "rejected") if ex.get(k)]
-    return corpus
-
-
 class Run:
     """One spec on one backend. ``backend`` overrides ``spec.backend``."""
 
@@ -92,14 +81,7 @@ class Run:
         self._prepared: tuple[Path, Path, Examples] | None = None
 
     def _protected_paths(self) -> list[Path]:
-        """What --overwrite must never delete: the data, the model and tokenizer, the spec, the model cache."""
-        from .builtin_models import cache_root
-
-        paths = [self.spec.resolve_path(self.spec.data.path), cache_root()]
-        paths += [self.spec.resolve_path(v) for v in (self.spec.model.path, self.spec.model.tokenizer) if v]
-        if self.spec.source:
-            paths.append(Path(self.spec.source))
-        return paths
+        return protected_paths(self.spec)
 
     def check_support(self) -> None:
         """Fail fast (UnsupportedFeature, SpecError) when the backend cannot do what the spec asks.
@@ -156,39 +138,6 @@ class Run:
         if status.kind == "not-implemented":
             raise BackendUnavailable(f"backend {self.backend.name!r} cannot run any spec yet ({status.describe()})")
 
-    def _resolve_model(self, examples: Examples) -> tuple[Path, Path]:
-        model = self.spec.model
-        if model.builtin:
-            from .builtin_models import build_builtin
-
-            path = build_builtin(model.builtin, _corpus(examples), seed=self.spec.training.seed)
-        else:
-            local = self.spec.resolve_path(model.path or "")
-            path = local if local.exists() else Path(model.path or "")
-        tokenizer = self.spec.resolve_path(model.tokenizer) if model.tokenizer else path
-        return path, tokenizer
-
-    def _finish_examples(self, examples: Examples, tokenizer_path: Path) -> Examples:
-        """Render chat data with the tokenizer's template; apply the token-length rules."""
-        from transformers import AutoTokenizer
-
-        try:
-            tok = AutoTokenizer.from_pretrained(str(tokenizer_path))
-        except Exception as exc:  # a folder without tokenizer files, a broken tokenizer.json, an unknown hub id
-            field = "model.tokenizer" if self.spec.model.tokenizer else "model.path"
-            raise SpecError([(field, f"cannot load a tokenizer from {tokenizer_path}: {type(exc).__name__}: "
-                                     f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")],
-                            self.spec.source) from None
-        if examples.kind == "chat":
-            if not tok.chat_template:
-                raise TunebridgeError(f"the tokenizer at {tokenizer_path} has no chat template (data.template: chat)")
-
-            def chat(messages: list, add_generation_prompt: bool) -> str:
-                return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
-
-            examples = prepare_examples(self.spec, chat=chat)
-        return apply_length_rules(examples, tok, self.spec)
-
     def training_versions(self) -> dict[str, str | None]:
         """The versions of what trains: the backend's own environment when it reports one (another
         interpreter), else this one's; never a mix of the two."""
@@ -219,10 +168,8 @@ class Run:
         """The resolved model and tokenizer folders and the final examples (chat rendered, length rules applied);
         computed once per Run."""
         if self._prepared is None:
-            model_path, tokenizer_path = self._resolve_model(examples)
-            final = self._finish_examples(examples, tokenizer_path)
-            final.tokenizer_path = tokenizer_path
-            self._prepared = (model_path, tokenizer_path, final)
+            model_path, tokenizer_path = resolve_model(self.spec, examples)
+            self._prepared = (model_path, tokenizer_path, finish_examples(self.spec, examples, tokenizer_path))
         return self._prepared
 
     def _prepare(self, out: Path, reporter: RunReporter, examples: Examples, plan: Plan | None = None) -> TrainingJob:

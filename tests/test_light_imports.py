@@ -84,3 +84,20 @@ def test_listing_backends_does_not_load_pydantic(argv: list[str], clean_env: dic
     """Backend modules import spec types for hints only: listing them needs no spec validation."""
     rc, modules = _probe(argv, clean_env)
     assert rc == 0 and _loaded(modules, ("pydantic",)) == []
+
+
+def test_compare_evaluate_and_report_modules_import_light(clean_env: dict[str, str]) -> None:
+    """The compare, evaluation, tokenisation and report modules load torch, transformers and matplotlib only when
+    they run; so do the three commands' --help."""
+    probe = ("import json, sys, tunebridge.comparison, tunebridge.evaluation, tunebridge.tokenize, "
+             "tunebridge.report, tunebridge.report.markdown, tunebridge.report.htmlpage, tunebridge.cli\n"
+             "import tunebridge as tb; assert callable(tb.compare) and callable(tb.evaluate)\n"
+             "for argv in (['compare', '--help'], ['evaluate', '--help'], ['report', '--help']):\n"
+             "    try:\n        tunebridge.cli.main(argv)\n    except SystemExit:\n        pass\n"
+             "print('PROBE:' + json.dumps(sorted(sys.modules)))\n")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=clean_env, capture_output=True, text=True,
+                          timeout=120)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("PROBE:")]
+    assert proc.returncode == 0 and lines, proc.stderr
+    modules = set(json.loads(lines[-1][len("PROBE:"):]))
+    assert _loaded(modules, (*HEAVY, "matplotlib")) == []

@@ -90,6 +90,11 @@ def test_autotrain_sft_steps(sft_data, tmp_path, autotrain_python):
     _, record = _check(spec, tmp_path)
     assert record["spec"]["sft"]["packing"] is True  # adapted: AutoTrain always packs
     assert {d["setting"] for d in record["differences"]} == {"sft.packing", "sft.completion_only_loss"}
+    # Versions come from the environment that trained, never mixed with this one's.
+    from tunebridge.backends.autotrain.launch import installed_version
+
+    assert record["versions"]["transformers"] == "4.48.0"
+    assert record["versions"]["tokenizers"] == installed_version(autotrain_python, "tokenizers")
 
 
 def test_autotrain_reward_steps(pair_data, tmp_path, autotrain_python):

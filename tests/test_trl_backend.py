@@ -110,6 +110,17 @@ def test_examples_that_lose_their_whole_completion_are_warned_about(data, tmp_pa
     assert f"{lost} of 20 training examples have a prompt of max_length=28" in result.data["warnings"][0]
 
 
+@pytest.mark.parametrize("sft", [{"completion_only_loss": False}, {"packing": True}])
+def test_nothing_is_called_cut_off_where_nothing_is(data, sft):
+    """Loss on the prompt trains on what max_length keeps; packing cuts no completion away."""
+    from tunebridge.run import Run as _Run
+
+    run = _Run(make(data, training={"max_length": 28}, sft=sft))
+    _, _, examples = run.prepared(run.validate())
+    assert not any("cut off entirely" in w for w in examples.report.get("warnings", []))
+    assert "completion_truncated_away" not in examples.report
+
+
 def test_periodic_evaluation_is_logged_once_per_eval_step(data, tmp_path):
     spec = make(data, data={"eval_fraction": 0.25}, training={"eval_steps": 2})
     result = tb.SFTTrainer(spec, backend="trl").train(tmp_path / "out")
@@ -186,3 +197,23 @@ def test_rl_with_a_kl_coefficient_logs_kl(tmp_path):
     spec["rl"]["kl_coef"] = 0.05
     result = tb.RLTrainer(spec).train(tmp_path / "rl")
     assert all("kl" in r for r in result.log_history)
+
+
+def test_packed_steps_without_a_trainable_token_are_not_a_loss_of_zero(tmp_path):
+    """Rows cut at max_length before their completion train on nothing: TRL logs loss 0.0 for them and
+    averages it into train_loss; tunebridge records them as steps without trainable tokens instead."""
+    long_prompt = {"prompt": "Q: " + " ".join(["word"] * 60) + "\nA: ", "completion": "yes"}
+    short = {"prompt": "Q: short?\nA: ", "completion": "a short answer here"}
+    data = write_jsonl(tmp_path / "rows.jsonl", [long_prompt] * 3 + [short] * 5)
+    spec = {"task": "sft", "model": {"builtin": "tiny-llama"},
+            "data": {"path": str(data), "template": "prompt-completion"},
+            "training": {"epochs": 1, "batch_size": 1, "max_length": 16, "learning_rate": 1e-3, "shuffle": False},
+            "sft": {"packing": True}}
+    result = Run(parse_spec(spec)).train(tmp_path / "out")
+    empty = [r for r in result.log_history if r.get("trainable_tokens") == 0]
+    assert len(empty) == 3 and all(r["loss"] is None for r in empty)
+    losses = [r["loss"] for r in result.log_history if r.get("loss") is not None]
+    assert len(losses) == 5 and min(losses) > 1.0
+    assert result.metrics["steps_without_trainable_tokens"] == 3
+    assert result.metrics["train_loss"] == pytest.approx(sum(losses) / 5)
+    assert result.metrics["first_loss"] == losses[0]

@@ -66,9 +66,10 @@ class AutoTrainBackend(Backend):
                            "effective_batch_size": params["batch_size"] * params["gradient_accumulation"]}
         counts: dict = {}
         if project.prediction is not None:
-            block = project.prediction["block_size"]
-            counts = {"optimizer_steps": project.prediction["optimizer_steps"], "train_rows": project.prediction["rows"],
-                      "tokens_per_epoch": project.prediction["tokens"]}
+            predicted = project.prediction
+            block = predicted["block_size"]
+            counts = {"optimizer_steps": predicted["optimizer_steps"], "train_rows": predicted["rows"],
+                      "tokens_per_epoch": predicted["tokens"]}
             if spec.task == "sft":
                 effective["truncation"] = (f"texts joined with EOS and cut into blocks of {block} tokens (the last "
                                            "partial block dropped); no example truncated")
