@@ -13,7 +13,7 @@ from typing import Any
 from .backend import Backend, Plan, TrainingJob
 from .errors import BackendUnavailable, OutputExistsError, RunFailed, SpecError, TunebridgeError
 from .examples import Examples, prepare_examples
-from .isolation import isolate_if_configured
+from .isolation import IsolatedBackend, isolate_if_configured
 from .memory import PeakMemory
 from .modelcard import model_card
 from .planning import complete_plan, examples_seen
@@ -142,7 +142,7 @@ class Run:
         """The versions of what trains: the backend's own environment when it reports one (another
         interpreter), else this one's; never a mix of the two."""
         theirs = {k: v for k, v in self.backend.status_for(self.spec).versions.items() if v}
-        if "transformers" in theirs:
+        if isinstance(self.backend, IsolatedBackend) or self.backend.manages_environment:
             return {"tunebridge": versions()["tunebridge"], **theirs}
         names = ("torch", "transformers", "tokenizers", *getattr(self.backend, "packages", ()))
         return {**versions(*dict.fromkeys(names)), **theirs}

@@ -108,6 +108,8 @@ def test_differences_reach_plan_run_json_and_the_model_card(data, registry, tmp_
     assert record["differences"] == plan.differences == result.differences
     assert record["spec"]["sft"] == {"packing": True, "completion_only_loss": False}
     assert record["plan"]["optimizer_steps"] == 1 and record["global_step"] == 2
+    assert {"python", "tokenizers", "transformers", "torch"} <= set(record["versions"])  # in-process: this env
+    assert record["examples_seen"] == 4 and record["peak_memory_mb"] > 10  # 2 rows per epoch, 2 steps of one batch
     assert any("the plan predicted 1 optimizer steps; backend 'packer-only' made 2" in w for w in record["warnings"])
     card = (tmp_path / "out" / "README.md").read_text()
     assert "optimizer steps made: 2 (planned 1)" in card

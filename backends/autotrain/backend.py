@@ -69,7 +69,8 @@ class AutoTrainBackend(Backend):
             predicted = project.prediction
             block = predicted["block_size"]
             counts = {"optimizer_steps": predicted["optimizer_steps"], "train_rows": predicted["rows"],
-                      "tokens_per_epoch": predicted["tokens"]}
+                      # packed rows are whole blocks; kept pairs carry their own ids
+                      "tokens_per_epoch": predicted["rows"] * block if spec.task == "sft" else predicted["tokens"]}
             if spec.task == "sft":
                 effective["truncation"] = (f"texts joined with EOS and cut into blocks of {block} tokens (the last "
                                            "partial block dropped); no example truncated")
