@@ -312,6 +312,11 @@ def test_a_compare_on_trl_and_autotrain(tmp_path, autotrain_python, trl_availabl
         again = tb.evaluate(tmp_path / "out" / b["name"])
         assert b["eval"]["loss"] > 0 and b["eval"] == {k: again[k] for k in b["eval"]}
     # AutoTrain trains on the prompt too: that adapted default is listed.
-    listed = [s["setting"] for s in record["differences"]["settings"]]
-    listed += [a.get("setting") for a in record["differences"]["adapted"].get("autotrain", [])]
-    assert listed, record["differences"]
+    settings = {s["setting"]: s["values"] for s in record["differences"]["settings"]}
+    assert settings["loss_on_prompt"] == {"trl": False, "autotrain": True}
+    assert settings["packing"] == {"trl": False, "autotrain": True}
+    adapted = [a["setting"] for a in record["differences"]["adapted"]["autotrain"]]
+    assert adapted == ["sft.packing", "sft.completion_only_loss"] and "trl" not in record["differences"]["adapted"]
+    for b in by_name.values():  # each backend made the steps its plan predicted
+        run = json.loads((tmp_path / "out" / b["name"] / "run.json").read_text())
+        assert b["steps"] == run["plan"]["optimizer_steps"]
