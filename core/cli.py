@@ -118,6 +118,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     examples = run.validate()
     r = examples.report
     print(f"spec ok: task {run.spec.task}, backend {run.backend.name} ({run.backend.check().describe()})")
+    for diff in run.differences:
+        print(f"  adapted {_difference_line(diff.to_dict())}")
     print(f"data ok: {r['rows']} rows -> {r['train']} train / {r['eval']} eval examples, template {r['template']}")
     if "argilla" in r:
         _print_conversion(r["argilla"])
@@ -172,10 +174,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"  {key}: {value}")
     print("native config:")
     print(json.dumps(plan.native_config, indent=2, default=str))
-    print("defaults adapted to this backend: " + ("none" if not plan.differences else ""))
+    print("defaults adapted to this backend:" + (" none" if not plan.differences else ""))
     for diff in plan.differences:
         print(f"  - {_difference_line(diff)}")
-    print("settings not honoured: " + ("none" if not plan.unhonoured else ""))
+    print("settings not honoured:" + (" none" if not plan.unhonoured else ""))
     for line in plan.unhonoured:
         print(f"  - {line}")
     for line in plan.notes:

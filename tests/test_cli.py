@@ -45,10 +45,19 @@ def test_validate_reports_spec_and_data_errors(tmp_path):
     assert proc.returncode == 1 and "d.jsonl line 2: completion is empty (from 'response')" in proc.stderr
 
 
-def test_validate_unsupported_feature_on_a_backend(repo):
+def test_validate_unsupported_feature_on_a_backend(repo, tmp_path):
+    # The example leaves sft at its defaults: AutoTrain adapts them and validate says so ...
     proc = tb("validate", repo / "examples" / "sft-tiny.yaml", "--backend", "autotrain")
+    assert proc.returncode == 0, proc.stderr
+    assert "adapted sft.completion_only_loss: default true, false here" in proc.stdout
+    # ... while a setting the user wrote is refused, naming the backends that can.
+    strict = tmp_path / "strict.yaml"
+    strict.write_text((repo / "examples" / "sft-tiny.yaml").read_text().replace(
+        "data/everyday-instructions.jsonl", str(repo / "examples" / "data" / "everyday-instructions.jsonl"))
+        + "sft: {completion_only_loss: true}\n")
+    proc = tb("validate", strict, "--backend", "autotrain")
     assert proc.returncode == 1
-    assert "backend 'autotrain' does not support completion-only loss" in proc.stderr
+    assert "backend 'autotrain' does not support completion-only loss" in proc.stderr and "trl" in proc.stderr
     proc = tb("validate", repo / "examples" / "sft-tiny.yaml", "--backend", "nope")
     assert proc.returncode == 1 and "no backend named 'nope'" in proc.stderr
 

@@ -62,6 +62,11 @@ def _quiet_libraries() -> None:
 def build_trainer(job: TrainingJob, cuda: bool = False) -> tuple[Any, dict[str, Any], _ReportToTunebridge]:
     """The TRL trainer for the job's task, the native config it runs, and the reporting callback."""
     _quiet_libraries()
+    # A fresh head (reward models) is drawn from torch's global generator before the Trainer seeds it: seed now,
+    # so that the weights do not depend on what else ran in this process (a builtin model built or not).
+    from transformers import set_seed
+
+    set_seed(job.spec.training.seed)
     algorithm = algorithm_of(job.spec)
     native, _, _ = native_config(job.spec, job.examples, job.work_dir, cuda)
     tokenizer = AutoTokenizer.from_pretrained(str(job.tokenizer_path))
