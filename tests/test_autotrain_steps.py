@@ -172,3 +172,19 @@ def test_a_real_autotrain_sft_run_makes_the_predicted_steps(autotrain_python, tm
     written = [json.loads(line) for line in (out / "work" / "autotrain" / "data" / "train.jsonl").open()]
     assert written == example_rows("sft", examples.train, "")  # the texts the prediction counted
     assert record["global_step"] == pred["optimizer_steps"], pred
+
+
+@pytest.mark.parametrize("rows, why", [(8, "less than one block of 256"), (50, "no optimizer step at all")])
+def test_a_run_autotrain_would_not_step_fails_at_plan_before_anything_is_written(tmp_path, rows, why):
+    """Too little data for one block, or too few packed rows for one accumulation: AutoTrain would fail or make
+    no step (and exit 0 either way)."""
+    import tunebridge as tb
+    from tunebridge.run import Run
+
+    spec = _sft_spec(write_jsonl(tmp_path / "rows.jsonl", contract_rows(rows)), max_steps=None, epochs=1,
+                     batch_size=2, gradient_accumulation=4, max_length=256)
+    with pytest.raises(tb.DataError, match=f"AutoTrain cannot train on these examples: .*{why}"):
+        Run(spec).plan()
+    with pytest.raises(tb.DataError, match=why):  # export plans first: nothing is written
+        Run(spec).export(tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -209,6 +209,10 @@ def autotrain_config(spec: Spec, examples: Examples | None, base_model: str) -> 
     t = spec.training
     unhonoured, notes = _unhonoured(spec, trainer, examples)
     prediction = predict(spec, examples)
+    if prediction is not None and prediction.get("problem"):
+        from tunebridge.errors import DataError
+
+        raise DataError(f"AutoTrain cannot train on these examples: {prediction['problem']}")
     epochs, epoch_line = epochs_for(spec, len(examples.train) if examples else None, prediction)
     if epoch_line:
         unhonoured.append(epoch_line)

@@ -39,8 +39,10 @@ def train(job: TrainingJob, python: Path) -> BackendOutput:
     project_dir = folder / project.config["project_name"]
     judge(project_dir, follower, returncode, log_path)
     scalars = launch.read_scalars(python, project_dir / "runs")
-    global_step = (global_step_from_events(scalars) or follower.total_steps
-                   or (follower.records[-1]["step"] if follower.records else 0))
+    # 0 is a real answer (an epoch too short for one accumulation makes no step): only None means unknown.
+    found = [global_step_from_events(scalars), follower.total_steps,
+             follower.records[-1]["step"] if follower.records else None]
+    global_step = next((n for n in found if n is not None), 0)
     model_format = _collect_model(project_dir, job.model_dir, job.spec.lora)
     metrics = _metrics(follower, global_step)
     native = {"autotrain_config": project.config, "autotrain_log": LOG_FILE, "work_folder": "work/autotrain",
