@@ -7,6 +7,7 @@ shows whether the plan counted the rows the trainer draws batches from (packing,
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -99,3 +100,21 @@ def test_autotrain_sft_steps(sft_data, tmp_path, autotrain_python):
 
 def test_autotrain_reward_steps(pair_data, tmp_path, autotrain_python):
     _check(_epochs(reward_spec_dict(pair_data, "autotrain"), epochs=1, batch_size=4), tmp_path)
+
+
+needs_trlx = pytest.mark.skipif(not os.environ.get("TUNEBRIDGE_TRLX_PYTHON"),
+                                reason="set TUNEBRIDGE_TRLX_PYTHON to an environment with trlx")
+
+
+@needs_trlx
+def test_trlx_sft_steps(sft_data, tmp_path):
+    _check(_epochs(sft_spec_dict(sft_data, "trlx"), epochs=2, batch_size=3, gradient_accumulation=1), tmp_path)
+
+
+@needs_trlx
+def test_trlx_ppo_steps_and_prompt_truncation(sft_data, tmp_path):
+    spec = rl_spec_dict(sft_data, "trlx", algorithm="ppo", model="tiny-gpt2", max_steps=4, batch_size=4)
+    spec["training"]["max_length"] = 24  # prompts get 24 - 12 = 12 tokens: most instruction prompts are cut
+    _, record = _check(spec, tmp_path)
+    assert "prompts cut to seq_length - max_new_tokens = 12 tokens" in record["plan"]["truncation"]
+    assert record["plan"]["effective"]["gradient_clipping"] is None  # trlx never clips
