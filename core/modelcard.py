@@ -76,6 +76,11 @@ def _provenance(data: dict[str, Any]) -> list[str]:
                      f"`{conversion.get('recipe', '?')}`, annotators `{conversion.get('annotators', '?')}`, counting "
                      f"{'/'.join(conversion.get('statuses', []))} responses; {conversion.get('records', '?')} records "
                      f"-> {conversion.get('rows', '?')} rows")
+        ignored = ", ".join(f"{n} {status}" for status, n in conversion.get("ignored_responses", {}).items())
+        if ignored:
+            lines.append(f"  - responses not counted: {ignored}")
+        for column, sources in conversion.get("sources", {}).items():
+            lines.append(f"  - {column} from: " + ", ".join(f"{name} {n}" for name, n in sources.items()))
         for reason, n in conversion.get("dropped", {}).items():
             lines.append(f"  - records dropped ({reason}): {n}")
         for reason, n in conversion.get("skipped_pairs", {}).items():

@@ -168,3 +168,30 @@ def test_the_default_spec_trains_on_every_backend_with_only_the_flag_changed(rep
     assert f"(planned {record['plan']['optimizer_steps']})" in summary
     if backend == "autotrain":  # adapted defaults are said, not silent
         assert "adapted        sft.completion_only_loss: default true, false here" in summary
+
+
+def test_the_model_card_carries_the_data_provenance(repo, registry, tmp_path):
+    """An Argilla-converted run's card names the recipe, the annotator policy and every drop by reason."""
+    spec = load_spec(repo / "examples" / "argilla-sft.yaml")
+    Run(spec, backend="fake", registry=registry).train(tmp_path / "out")
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    conversion = record["data"]["argilla"]
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert f"recipe `{conversion['recipe']}`, annotators `{conversion['annotators']}`" in card
+    assert f"{conversion['records']} records -> {conversion['rows']} rows" in card
+    assert "responses not counted: 12 discarded, 7 draft" in card
+    assert "response from: new-response 31, original-response 9" in card
+    for reason, n in conversion["dropped"].items():  # none in this example; the hh and ranking ones have some
+        assert f"records dropped ({reason}): {n}" in card
+    assert "optimizer steps made: 20 (planned 20)" in card
+
+
+def test_the_model_card_lists_every_drop_by_reason():
+    from tunebridge.modelcard import _provenance
+
+    lines = _provenance({"argilla": {"format": "v2", "recipe": "ranking", "annotators": "majority",
+                                     "statuses": ["submitted"], "records": 9, "rows": 5,
+                                     "dropped": {"no submitted ranking": 3}, "skipped_pairs": {"tie": 1}},
+                         "dropped": {"train_over_max_length": 2}})
+    assert "  - records dropped (no submitted ranking): 3" in lines and "  - pairs not made (tie): 1" in lines
+    assert "- dropped (train_over_max_length): 2" in lines and any("9 records -> 5 rows" in x for x in lines)
