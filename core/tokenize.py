@@ -71,15 +71,17 @@ def encode_prompt(tokenizer: Any, prompt: str, max_length: int) -> list[int]:
 
 @dataclass
 class Tokenised:
-    """One split's sft examples under the rule, row after row in flat arrays (numpy, imported when built).
+    """One split's sft examples under the rule, row after row in one flat array (numpy, imported when built).
 
-    Row ``i`` is ``input_ids[offsets[i]:offsets[i + 1]]`` (already cut at max_length) with its ``labels``;
-    ``full_lengths`` and ``prompt_lengths`` are the token counts before the cut.
+    Row ``i`` is ``input_ids[offsets[i]:offsets[i + 1]]`` (already cut at max_length); its first ``masked[i]``
+    labels are -100 (the prompt, under completion-only loss), the rest are its ids. Labels are made when asked
+    for, so a large split holds its ids once. ``full_lengths`` and ``prompt_lengths`` are the token counts
+    before the cut.
     """
 
     input_ids: Any  # int32, all rows end to end
-    labels: Any  # int32, -100 where no loss is taken
     offsets: Any  # int64, one more than there are rows
+    masked: Any  # int64 per row: leading tokens whose label is -100
     full_lengths: Any  # int64 per row: prompt + completion + EOS, before the max_length cut
     prompt_lengths: Any  # int64 per row (0 for plain text)
 
@@ -93,17 +95,25 @@ class Tokenised:
 
         return np.diff(self.offsets)
 
+    @property
+    def labels(self) -> Any:
+        """The labels of every row, end to end (a new int32 array)."""
+        labels = self.input_ids.copy()
+        for start, n in zip(self.offsets[:-1][self.masked > 0].tolist(), self.masked[self.masked > 0].tolist(),
+                            strict=True):
+            labels[start:start + n] = IGNORE
+        return labels
+
     def row(self, i: int) -> tuple[list[int], list[int]]:
         """``(input_ids, labels)`` of row ``i`` as lists."""
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
-        return self.input_ids[a:b].tolist(), self.labels[a:b].tolist()
+        ids = self.input_ids[a:b].tolist()
+        m = int(self.masked[i])
+        return ids, [IGNORE] * m + ids[m:]
 
     def trainable(self) -> Any:
         """Per row: whether any label is trained on (numpy bool)."""
-        import numpy as np
-
-        hits = np.add.reduceat((self.labels != IGNORE).astype(np.int64), self.offsets[:-1]) if len(self) else []
-        return (np.asarray(hits) > 0) & (self.lengths > 0)
+        return self.lengths > self.masked
 
     def select(self, keep: Any) -> Tokenised:
         """The rows where the boolean array ``keep`` is true, in order."""
@@ -111,13 +121,13 @@ class Tokenised:
 
         keep = np.asarray(keep, dtype=bool)
         starts, ends = self.offsets[:-1][keep], self.offsets[1:][keep]
-        lengths = ends - starts
-        index = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(lengths.sum())
-        return Tokenised(self.input_ids[index], self.labels[index], np.concatenate(([0], np.cumsum(lengths))),
+        parts = [self.input_ids[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+        ids = np.concatenate(parts) if parts else self.input_ids[:0]
+        return Tokenised(ids, np.concatenate(([0], np.cumsum(ends - starts))), self.masked[keep],
                          self.full_lengths[keep], self.prompt_lengths[keep])
 
     def to_arrow(self) -> Any:
-        """A pyarrow table with ``input_ids`` and ``labels`` (list<int32>), sharing these arrays' memory."""
+        """A pyarrow table with ``input_ids`` (sharing this array's memory) and ``labels`` (list<int32>)."""
         import pyarrow as pa
 
         offsets = pa.array(self.offsets.astype("int32", copy=False))
@@ -145,38 +155,36 @@ def tokenise_sft(tokenizer: Any, examples: Sequence[dict[str, Any]], max_length:
 
     eos_id, eos = tokenizer.eos_token_id, tokenizer.eos_token or ""
     total = len(examples)
-    id_parts, label_parts, lengths, full, prompts = [], [], [np.zeros(1, dtype=np.int64)], [], []
+    id_parts, lengths, full, prompts = [], [np.zeros(1, dtype=np.int64)], [], []
     for start in range(0, total, batch_rows):
         chunk = examples[start:start + batch_rows]
         is_text = ["text" in ex for ex in chunk]
         texts = [ex["text"] if t else ex["completion"] for ex, t in zip(chunk, is_text, strict=True)]
         tails = _batch_ids(tokenizer, texts)
         heads = _batch_ids(tokenizer, [ex["prompt"] for ex, t in zip(chunk, is_text, strict=True) if not t])
-        rows, rows_labels, n_full, n_prompt = [], [], [], []
+        rows, n_full, n_prompt = [], [], []
         head_iter = iter(heads)
         for text, tail, t in zip(texts, tails, is_text, strict=True):
             if eos_id is not None and not (eos and text.endswith(eos)):
                 tail = [*tail, eos_id]
             head = [] if t else next(head_iter)
             ids = head + tail
-            labels = ids if t or not completion_only_loss else [IGNORE] * len(head) + tail
             n_full.append(len(ids))
             n_prompt.append(len(head))
             rows.append(ids[:max_length])
-            rows_labels.append(labels[:max_length])
         n = sum(map(len, rows))
         id_parts.append(np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int32, count=n))
-        label_parts.append(np.fromiter(itertools.chain.from_iterable(rows_labels), dtype=np.int32, count=n))
         lengths.append(np.fromiter(map(len, rows), dtype=np.int64, count=len(rows)))
         full.append(np.asarray(n_full, dtype=np.int64))
         prompts.append(np.asarray(n_prompt, dtype=np.int64))
+        del rows, tails, heads
         if progress is not None:
             progress(min(start + batch_rows, total), total)
-    empty32, empty64 = np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
-    return Tokenised(
-        input_ids=np.concatenate(id_parts) if id_parts else empty32,
-        labels=np.concatenate(label_parts) if label_parts else empty32,
-        offsets=np.cumsum(np.concatenate(lengths)),
-        full_lengths=np.concatenate(full) if full else empty64,
-        prompt_lengths=np.concatenate(prompts) if prompts else empty64,
-    )
+    empty64 = np.zeros(0, dtype=np.int64)
+    input_ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int32)
+    del id_parts
+    offsets = np.cumsum(np.concatenate(lengths))
+    prompt_lengths = np.concatenate(prompts) if prompts else empty64
+    masked = np.minimum(prompt_lengths, np.diff(offsets)) if completion_only_loss else np.zeros_like(prompt_lengths)
+    return Tokenised(input_ids=input_ids, offsets=offsets, masked=masked,
+                     full_lengths=np.concatenate(full) if full else empty64, prompt_lengths=prompt_lengths)
