@@ -10,6 +10,7 @@ that fills max_length); packed, rows are packed with TRL's own ``pack_dataset`` 
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,8 @@ def sft_dataset(tokens: Any, packing: bool, max_length: int, strategy: str = "bf
             tokens = tokens.select(keep)
     elif not tokens.lengths.all():
         tokens = tokens.select(tokens.lengths > 0)
-    dataset = Dataset(InMemoryTable(tokens.to_arrow()))
+    # A fingerprint of our own: datasets would otherwise hash the whole table (a full serialised copy).
+    dataset = Dataset(InMemoryTable(tokens.to_arrow()), fingerprint=uuid.uuid4().hex)
     if packing:
         from trl.data_utils import pack_dataset
 
