@@ -1,9 +1,11 @@
 """Models tunebridge builds locally, so a first run needs no download: ``model: {builtin: tiny-llama}``
 (or ``tiny-gpt2``, a GPT-2-architecture twin: trlx's PPO reference branch supports GPT-2 but not Llama).
 
-The tokenizer is a byte-level BPE trained with ``tokenizers`` on the run's own text; the model is a tiny
-causal LM initialised from the seed. Both are cached by a hash of (corpus, seed,
-config), so the same data and seed give the same folder. The folder loads on transformers 5 (TRL) and 4.x
+The tokenizer is a byte-level BPE trained with ``tokenizers`` on the run's own text: every example up to
+``TOKENIZER_SAMPLE`` (10,000) examples, and beyond that a sample of 10,000 of them drawn with a fixed seed
+(``tunebridge.prepare.corpus``), so building it does not grow with the dataset. The model is a tiny causal LM
+initialised from the seed. Both are cached by a hash of (corpus sample, what the sample is, seed, config), so
+the same data and seed give the same folder. The folder loads on transformers 5 (TRL) and 4.x
 (trlx, AutoTrain): ``tokenizer_class`` is ``PreTrainedTokenizerFast`` and ``pytorch_model.bin`` is written
 beside the safetensors file.
 """
@@ -44,6 +46,12 @@ TINY_GPT2 = {"n_layer": 2, "n_embd": 64, "n_head": 4, "n_positions": 2048, "n_in
              "tie_word_embeddings": False}
 ARCHITECTURES = {"tiny-llama": TINY_LLAMA, "tiny-gpt2": TINY_GPT2}
 VOCAB_SIZE = 1024
+TOKENIZER_SAMPLE = 10_000  # examples the builtin tokenizer is trained on, at most (a seeded sample beyond)
+
+
+def sample_note(limit: int, total: int, seed: int) -> str:
+    """How a sampled corpus was drawn (part of the cache key and of the model folder's record)."""
+    return f"{limit} of {total} examples, sampled with seed {seed}"
 
 
 def cache_root() -> Path:
@@ -52,9 +60,12 @@ def cache_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "tunebridge"
 
 
-def _key(corpus: list[str], seed: int, name: str) -> str:
+def _key(corpus: list[str], seed: int, name: str, sample: str | None = None) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"v": BUILDER_VERSION, "seed": seed, "cfg": ARCHITECTURES[name], "vocab": VOCAB_SIZE}).encode())
+    what = {"v": BUILDER_VERSION, "seed": seed, "cfg": ARCHITECTURES[name], "vocab": VOCAB_SIZE}
+    if sample is not None:  # the whole corpus keeps the key it always had
+        what["sample"] = sample
+    h.update(json.dumps(what).encode())
     for line in corpus:
         h.update(line.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
@@ -66,15 +77,19 @@ def build_tiny_llama(corpus: Iterable[str], seed: int = 42, cache_dir: Path | No
     return build_builtin("tiny-llama", corpus, seed, cache_dir)
 
 
-def build_builtin(name: str, corpus: Iterable[str], seed: int = 42, cache_dir: Path | None = None) -> Path:
-    """Build (or reuse from the cache) the builtin model ``name`` with a tokenizer trained on ``corpus``."""
+def build_builtin(name: str, corpus: Iterable[str], seed: int = 42, cache_dir: Path | None = None,
+                  sample: str | None = None) -> Path:
+    """Build (or reuse from the cache) the builtin model ``name`` with a tokenizer trained on ``corpus``.
+
+    ``sample`` says how ``corpus`` was drawn from a larger one (see ``sample_note``); it is part of the key.
+    """
     if name not in ARCHITECTURES:
         raise ValueError(f"no builtin model {name!r}; choose one of {', '.join(ARCHITECTURES)}")
     lines = [t for t in corpus if t and t.strip()]
     if not lines:
         raise ValueError("the builtin model needs some text to train its tokenizer on")
     root = cache_dir or cache_root()
-    target = root / "builtin" / f"{name}-{_key(lines, seed, name)}"
+    target = root / "builtin" / f"{name}-{_key(lines, seed, name, sample)}"
     if (target / "config.json").is_file() and (target / "tokenizer.json").is_file():
         return target
     root.joinpath("builtin").mkdir(parents=True, exist_ok=True)
@@ -82,6 +97,8 @@ def build_builtin(name: str, corpus: Iterable[str], seed: int = 42, cache_dir: P
     try:
         _write_tokenizer(lines, tmp)
         _write_model(tmp, seed, name)
+        (tmp / "tunebridge_builtin.json").write_text(json.dumps(
+            {"name": name, "seed": seed, "tokenizer_texts": len(lines), "sample": sample or "the whole corpus"}))
         try:
             tmp.rename(target)
         except OSError:  # another process finished first

@@ -196,8 +196,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .progress import ProgressLine
     from .run import Run
 
-    run = Run(args.spec, backend=args.backend)
     line = None if args.quiet else ProgressLine()
+    run = Run(args.spec, backend=args.backend, preparing=line.stage if line else None)
     print(f"training: task {run.spec.task} on backend {run.backend.name} -> {args.output}", file=sys.stderr)
     try:
         result = run.train(args.output, overwrite=args.overwrite, progress=line.update if line else None)

@@ -13,6 +13,10 @@ from .spec import Spec
 from .templates import RowProblem, Template, render_row, resolve_template
 
 MAX_REPORTED_PROBLEMS = 10
+RENDER_REPORT_EVERY = 20000  # rows between two "rendering N/M rows" progress calls
+
+# ``progress(stage, done, total)``: "reading" (done = rows read, None before), "rendering", "tokenising" ...
+Preparing = Callable[[str, "int | None", "int | None"], None]
 
 
 @dataclass
@@ -26,6 +30,8 @@ class Examples:
     report: dict[str, Any] = field(default_factory=dict)
     tokenizer_path: Any = None  # the tokenizer folder once the core has applied the token-length rules
     token_lengths: list[int] | None = None  # tokens each training example puts in front of the model
+    tokens: Any = None  # sft: the train split under the tokenisation rule (tunebridge.tokenize.Tokenised)
+    eval_tokens: Any = None  # the same for the held-out split
 
     @property
     def columns(self) -> list[str]:
@@ -33,10 +39,19 @@ class Examples:
         return list(self.train[0]) if self.train else []
 
 
-def render_all(raw: RawData, template: Template, chat: Callable[[list, bool], str] | None = None) -> list[dict]:
+def _rendering(progress: Preparing | None, i: int, n: int) -> None:
+    if progress is not None and (i % RENDER_REPORT_EVERY == 0 or i == n):
+        progress("rendering", i, n)
+
+
+def render_all(raw: RawData, template: Template, chat: Callable[[list, bool], str] | None = None,
+               progress: Preparing | None = None) -> list[dict]:
     """Render every row; collect every bad row, then fail once with the first few named."""
     out, problems, bad = [], [], 0
+    n = len(raw.rows)
     for i, row in enumerate(raw.rows):
+        if i and progress is not None:
+            _rendering(progress, i, n)
         try:
             out.append(render_row(row, template, chat))
         except RowProblem as exc:
@@ -45,15 +60,19 @@ def render_all(raw: RawData, template: Template, chat: Callable[[list, bool], st
                 problems.append(f"{raw.where(i)}: {exc}")
     if bad:
         raise DataError(f"{raw.path}: {bad} of {len(raw.rows)} rows cannot be used", problems, bad)
+    _rendering(progress, n, n)
     return out
 
 
 def render_counting(raw: RawData, template: Template, report: dict[str, Any],
-                    chat: Callable[[list, bool], str] | None = None) -> list[dict]:
+                    chat: Callable[[list, bool], str] | None = None, progress: Preparing | None = None) -> list[dict]:
     """Render every row; a row that cannot be rendered is dropped and counted in ``report`` (converted data)."""
     out = []
     dropped, examples = report.setdefault("dropped", {}), report.setdefault("drop_examples", [])
+    n = len(raw.rows)
     for i, row in enumerate(raw.rows):
+        if i and progress is not None:
+            _rendering(progress, i, n)
         try:
             out.append(render_row(row, template, chat))
         except RowProblem as exc:
@@ -63,16 +82,23 @@ def render_counting(raw: RawData, template: Template, report: dict[str, Any],
                 examples.append(f"{raw.where(i)}: {exc}")
     if not examples:
         report.pop("drop_examples")
+    _rendering(progress, n, n)
     return out
 
 
-def _read(spec: Spec) -> tuple[RawData, dict[str, Any] | None]:
+def _read(spec: Spec, progress: Preparing | None = None) -> tuple[RawData, dict[str, Any] | None]:
     """The spec's rows, and the conversion report when they come from annotated (Argilla) records."""
+    if progress is not None:
+        progress("reading", None, None)
     if spec.data.argilla is None:
-        return read_rows(spec.resolve_path(spec.data.path), spec.data.limit), None
-    from .feedback.source import argilla_rows
+        raw, converted = read_rows(spec.resolve_path(spec.data.path), spec.data.limit), None
+    else:
+        from .feedback.source import argilla_rows
 
-    return argilla_rows(spec)
+        raw, converted = argilla_rows(spec)
+    if progress is not None:
+        progress("reading", len(raw.rows), len(raw.rows))
+    return raw, converted
 
 
 def split_and_order(examples: list[dict], eval_fraction: float, seed: int, shuffle: bool) -> tuple[list, list]:
@@ -93,28 +119,33 @@ def split_and_order(examples: list[dict], eval_fraction: float, seed: int, shuff
     return [examples[i] for i in train_idx], [examples[i] for i in eval_idx]
 
 
-def prepare_examples(spec: Spec, chat: Callable[[list, bool], str] | None = None) -> Examples:
+def prepare_examples(spec: Spec, chat: Callable[[list, bool], str] | None = None,
+                     progress: Preparing | None = None) -> Examples:
     """Read the spec's data, render it with its template, split and order it.
 
     ``chat(messages, add_generation_prompt)`` renders a message list with the tokenizer's chat template;
-    without it, chat data is only checked for structure.
+    without it, chat data is only checked for structure. ``progress(stage, done, total)`` hears "reading"
+    and "rendering" as they go.
     """
-    raw, converted = _read(spec)
+    raw, converted = _read(spec, progress)
     try:
         template = resolve_template(spec.data, spec.data_kind, spec.template_task)
     except SpecError as exc:
         raise SpecError(exc.problems, spec.source) from None
     # Converted records and dialogue pairs (real ones hold a few unsplittable pairs) drop and count bad rows.
     counted = converted if converted is not None else ({} if template.dialogue else None)
-    rendered = render_all(raw, template, chat) if counted is None else render_counting(raw, template, counted, chat)
+    rendered = (render_all(raw, template, chat, progress) if counted is None
+                else render_counting(raw, template, counted, chat, progress))
     if not rendered:
         reasons = [f"{n} dropped: {why}" for why, n in (counted or {}).get("dropped", {}).items()]
         raise DataError(f"{raw.path}: no examples to train on", reasons + (counted or {}).get("drop_examples", []))
+    n_rows = len(raw.rows)
+    del raw  # the rows are rendered: do not hold both copies while splitting
     train, held_out = split_and_order(rendered, spec.data.eval_fraction, spec.training.seed, spec.training.shuffle)
     kind = template.kind if template.kind != "chat" or chat is None else "prompt_completion"
     report = {
         "source": spec.data.path,
-        "rows": len(raw.rows),
+        "rows": n_rows,
         "examples": len(rendered),
         "train": len(train),
         "eval": len(held_out),
@@ -124,8 +155,8 @@ def prepare_examples(spec: Spec, chat: Callable[[list, bool], str] | None = None
     if converted is not None:
         report["argilla"] = converted
     elif counted is not None:
-        report["dialogue"] = {"rows": len(raw.rows), "pairs": len(rendered), **counted}
+        report["dialogue"] = {"rows": n_rows, "pairs": len(rendered), **counted}
         if counted.get("dropped"):
-            report["warnings"] = [f"{len(raw.rows) - len(rendered)} of {len(raw.rows)} dialogue rows cannot be "
+            report["warnings"] = [f"{n_rows - len(rendered)} of {n_rows} dialogue rows cannot be "
                                   "split at the last Assistant turn and were dropped (see data.dialogue in run.json)"]
     return Examples(kind=kind, train=train, eval=held_out, template=template, report=report)

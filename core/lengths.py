@@ -1,8 +1,10 @@
 """Token-length rules, decided once in the core so every backend sees the same examples.
 
-- sft: count examples longer than max_length (the backend truncates their end) and, with completion-only
-  loss on unpacked examples, those whose prompt alone fills max_length (nothing left to learn): a warning,
-  or an error when that is every example. Packed or whole-text training cuts no completion away.
+- sft: tokenise every example once, in batches, with the published rule (``tunebridge.tokenize``; the ids
+  are kept on the examples, and the TRL backend trains on them); count examples longer than max_length (their
+  end is cut) and, with completion-only loss on unpacked examples, those whose prompt alone fills max_length
+  (nothing left to learn): a warning, or an error when that is every example. Packed or whole-text training
+  cuts no completion away.
 - reward: a pair whose prompt + answer (+ EOS) is longer than max_length is dropped and counted
   (``reward.over_length: drop``) or has its answers cut to fit (``truncate``). Nothing left is an error.
 - rl: report the longest prompt.
@@ -13,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import DataError
-from .examples import Examples
+from .examples import Examples, Preparing
 from .spec import Spec
 
 
@@ -25,11 +27,14 @@ def _warn(examples: Examples, message: str) -> None:
     examples.report.setdefault("warnings", []).append(message)
 
 
-def apply_length_rules(examples: Examples, tok: Any, spec: Spec) -> Examples:
-    """Count, warn, drop or truncate by token length; returns the (possibly filtered) examples."""
+def apply_length_rules(examples: Examples, tok: Any, spec: Spec, progress: Preparing | None = None) -> Examples:
+    """Count, warn, drop or truncate by token length; returns the (possibly filtered) examples.
+
+    ``progress("tokenising", done, total)`` is called after each batch of sft examples.
+    """
     max_length = spec.training.max_length
     if examples.kind in ("prompt_completion", "text"):
-        _sft_lengths(examples, tok, max_length, spec)
+        _sft_lengths(examples, tok, max_length, spec, progress)
     elif examples.kind == "preference":
         examples.train = _fit_pairs(examples, tok, max_length, spec.reward.over_length, "train")
         if examples.eval:
@@ -40,23 +45,47 @@ def apply_length_rules(examples: Examples, tok: Any, spec: Spec) -> Examples:
     return examples
 
 
-def _sft_lengths(examples: Examples, tok: Any, max_length: int, spec: Spec) -> None:
-    texts = [ex.get("text") or ex["prompt"] + ex["completion"] for ex in examples.train]
-    lengths = [n + 1 for n in _count(tok, texts)]  # +1: the EOS the backend appends
+def masks_prompt(spec: Spec) -> bool:
+    """Whether the loss skips the prompt: completion-only sft, and offline RL (which masks its prompts too)."""
+    return spec.task != "sft" or spec.sft.completion_only_loss
+
+
+def tokenise_examples(examples: Examples, tok: Any, spec: Spec, progress: Preparing | None = None) -> Examples:
+    """Set ``examples.tokens`` (and ``eval_tokens``): every sft example under the rule, in batches."""
+    from .tokenize import tokenise_sft
+
+    max_length = spec.training.max_length
+    n_train, n_all = len(examples.train), len(examples.train) + len(examples.eval)
+
+    def told(offset: int) -> Any:
+        return None if progress is None else (lambda done, _total: progress("tokenising", offset + done, n_all))
+
+    if progress is not None:
+        progress("tokenising", 0, n_all)
+    examples.tokens = tokenise_sft(tok, examples.train, max_length, masks_prompt(spec), told(0))
+    examples.eval_tokens = (tokenise_sft(tok, examples.eval, max_length, masks_prompt(spec), told(n_train))
+                            if examples.eval else None)
+    return examples
+
+
+def _sft_lengths(examples: Examples, tok: Any, max_length: int, spec: Spec, progress: Preparing | None) -> None:
+    import numpy as np
+
+    tokens = tokenise_examples(examples, tok, spec, progress).tokens
+    lengths = tokens.full_lengths
     packed = spec.task == "sft" and spec.sft.packing
-    examples.report["truncated"] = 0 if packed else sum(n > max_length for n in lengths)
-    examples.report["longest_tokens"] = max(lengths)
-    examples.token_lengths = lengths if packed else [min(n, max_length) for n in lengths]
-    masks_prompt = spec.task != "sft" or spec.sft.completion_only_loss  # offline RL masks its prompts too
-    if examples.kind != "prompt_completion" or packed or not masks_prompt:
+    examples.report["truncated"] = 0 if packed else int((lengths > max_length).sum())
+    examples.report["longest_tokens"] = int(lengths.max())
+    examples.token_lengths = (lengths if packed else np.minimum(lengths, max_length)).tolist()
+    if examples.kind != "prompt_completion" or packed or not masks_prompt(spec):
         return
-    prompt_lengths = _count(tok, [ex["prompt"] for ex in examples.train])
-    lost = sum(n >= max_length for n in prompt_lengths)
+    prompt_lengths = tokens.prompt_lengths
+    lost = int((prompt_lengths >= max_length).sum())
     examples.report["completion_truncated_away"] = lost
     if lost == len(examples.train):
         raise DataError(
             f"training.max_length={max_length} is shorter than every prompt (shortest prompt "
-            f"{min(prompt_lengths)} tokens): no completion token would be trained on; raise max_length"
+            f"{int(prompt_lengths.min())} tokens): no completion token would be trained on; raise max_length"
         )
     if lost:
         _warn(examples, f"{lost} of {len(examples.train)} training examples have a prompt of max_length="

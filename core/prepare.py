@@ -4,18 +4,33 @@ is built), the final examples (chat rendered with the tokenizer, token-length ru
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from .errors import SpecError, TunebridgeError
-from .examples import Examples, prepare_examples
+from .examples import Examples, Preparing, prepare_examples
 from .lengths import apply_length_rules
 from .spec import Spec
 
+SAMPLE_SEED = 0  # the builtin tokenizer's sample of a large corpus does not move with training.seed
 
-def corpus(examples: Examples) -> list[str]:
-    """Text to train the builtin tokenizer on: every rendered example (message contents for chat)."""
+
+def sample_indices(n: int, limit: int | None) -> list[int] | None:
+    """Which of ``n`` examples a bounded corpus reads: all (None) up to ``limit``, else a seeded sample of
+    ``limit`` of them, in their order."""
+    if limit is None or n <= limit:
+        return None
+    return sorted(random.Random(SAMPLE_SEED).sample(range(n), limit))
+
+
+def corpus(examples: Examples, limit: int | None = None) -> list[str]:
+    """Text to train the builtin tokenizer on: the rendered examples (message contents for chat); with ``limit``,
+    a seeded sample of at most ``limit`` examples (train and eval together), so the cost stays bounded."""
+    everything = examples.train + examples.eval
+    picked = sample_indices(len(everything), limit)
+    chosen = everything if picked is None else [everything[i] for i in picked]
     texts: list[str] = []
-    for ex in examples.train + examples.eval:
+    for ex in chosen:
         if "messages" in ex:
             texts += [m["content"] for m in ex["messages"]]
         else:
@@ -23,13 +38,19 @@ def corpus(examples: Examples) -> list[str]:
     return texts
 
 
-def resolve_model(spec: Spec, examples: Examples) -> tuple[Path, Path]:
-    """The starting model folder (or hub id) and the tokenizer folder; a builtin model is built (cached)."""
+def resolve_model(spec: Spec, examples: Examples, progress: Preparing | None = None) -> tuple[Path, Path]:
+    """The starting model folder (or hub id) and the tokenizer folder; a builtin model is built (cached) with a
+    tokenizer trained on a bounded sample of the examples (``builtin_models.TOKENIZER_SAMPLE``)."""
     model = spec.model
     if model.builtin:
-        from .builtin_models import build_builtin
+        from .builtin_models import TOKENIZER_SAMPLE, build_builtin, sample_note
 
-        path = build_builtin(model.builtin, corpus(examples), seed=spec.training.seed)
+        total = len(examples.train) + len(examples.eval)
+        sampled = total > TOKENIZER_SAMPLE
+        if progress is not None:
+            progress("building the builtin model", min(total, TOKENIZER_SAMPLE), total)
+        path = build_builtin(model.builtin, corpus(examples, TOKENIZER_SAMPLE), seed=spec.training.seed,
+                             sample=sample_note(TOKENIZER_SAMPLE, total, SAMPLE_SEED) if sampled else None)
     else:
         local = spec.resolve_path(model.path or "")
         path = local if local.exists() else Path(model.path or "")
@@ -50,8 +71,10 @@ def load_tokenizer(spec: Spec, tokenizer_path: Path) -> object:
                         spec.source) from None
 
 
-def finish_examples(spec: Spec, examples: Examples, tokenizer_path: Path) -> Examples:
-    """Render chat data with the tokenizer's template; apply the token-length rules (counted, dropped, cut)."""
+def finish_examples(spec: Spec, examples: Examples, tokenizer_path: Path,
+                    progress: Preparing | None = None) -> Examples:
+    """Render chat data with the tokenizer's template; tokenise sft examples (in batches) and apply the
+    token-length rules (counted, dropped, cut)."""
     tok = load_tokenizer(spec, tokenizer_path)
     if examples.kind == "chat":
         if not tok.chat_template:
@@ -60,8 +83,8 @@ def finish_examples(spec: Spec, examples: Examples, tokenizer_path: Path) -> Exa
         def chat(messages: list, add_generation_prompt: bool) -> str:
             return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
-        examples = prepare_examples(spec, chat=chat)
-    finished = apply_length_rules(examples, tok, spec)
+        examples = prepare_examples(spec, chat=chat, progress=progress)
+    finished = apply_length_rules(examples, tok, spec, progress)
     finished.tokenizer_path = tokenizer_path
     return finished
 

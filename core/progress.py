@@ -61,11 +61,37 @@ def remove_empty_dirs(folder: Path) -> None:
 class ProgressLine:
     """A one-line live display: step, loss, learning rate, ETA. Plain lines when not on a terminal."""
 
+    STAGE_EVERY_S = 2.0  # off a terminal, data-preparation lines at most this often (and each stage's ends)
+
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.started = time.monotonic()
         self.closed = False
+        self._stage: tuple[str, float] = ("", 0.0)
+
+    def stage(self, name: str, done: int | None = None, total: int | None = None) -> None:
+        """Show a data-preparation stage: ``reading``, ``rendering 20000/200000 rows``, ``tokenising ...``."""
+        if name == "reading" and done is not None:
+            line = f"read {done} rows"
+        elif total is not None and done is not None:
+            line = f"{name} {done}/{total} rows" if name != "building the builtin model" else \
+                f"{name} (tokenizer trained on {done} of {total} examples)"
+        elif done is not None:
+            line = f"{name} {done} rows"
+        else:
+            line = name
+        now = time.monotonic()
+        ends = done is None or done == total or done == 0 or name != self._stage[0]
+        if not self.tty and not ends and now - self._stage[1] < self.STAGE_EVERY_S:
+            return
+        self._stage = (name, now)
+        self.started = now  # the step ETA counts from the end of data preparation
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
 
     def update(self, step: int, total: int | None, record: dict[str, Any]) -> None:
         """Show the latest logged step."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from .backend import Backend, Plan, TrainingJob
 from .errors import BackendUnavailable, OutputExistsError, RunFailed, SpecError, TunebridgeError
-from .examples import Examples, prepare_examples
+from .examples import Examples, Preparing, prepare_examples
 from .isolation import IsolatedBackend, isolate_if_configured
 from .memory import PeakMemory
 from .modelcard import model_card
@@ -70,10 +70,16 @@ def run_warnings(spec: Spec, records: list[dict[str, Any]]) -> list[str]:
 
 
 class Run:
-    """One spec on one backend. ``backend`` overrides ``spec.backend``."""
+    """One spec on one backend. ``backend`` overrides ``spec.backend``.
 
-    def __init__(self, spec: Spec | str | Path | dict, backend: str | None = None, registry: Registry | None = None):
+    ``preparing(stage, done, total)``, when given, hears how data preparation goes: ``reading`` (done None,
+    then the rows read), ``rendering`` and ``tokenising`` (rows done of total), ``building the builtin model``.
+    """
+
+    def __init__(self, spec: Spec | str | Path | dict, backend: str | None = None, registry: Registry | None = None,
+                 preparing: Preparing | None = None):
         self.spec = load_spec(spec).with_backend(backend)
+        self.preparing = preparing
         self.requested_spec = self.spec  # as the user wrote it; ``spec`` becomes what this backend runs
         self.differences: list[Difference] = []
         self.registry = registry or get_registry()
@@ -110,7 +116,7 @@ class Run:
         self.check_model_source()
         if self.spec.task == "rl":
             check_rewards(self.spec)
-        return prepare_examples(self.spec)
+        return prepare_examples(self.spec, progress=self.preparing)
 
     def plan(self) -> Plan:
         """What the backend will run (nothing is trained): native config, exact optimizer steps, example counts,
@@ -168,8 +174,9 @@ class Run:
         """The resolved model and tokenizer folders and the final examples (chat rendered, length rules applied);
         computed once per Run."""
         if self._prepared is None:
-            model_path, tokenizer_path = resolve_model(self.spec, examples)
-            self._prepared = (model_path, tokenizer_path, finish_examples(self.spec, examples, tokenizer_path))
+            model_path, tokenizer_path = resolve_model(self.spec, examples, self.preparing)
+            self._prepared = (model_path, tokenizer_path,
+                              finish_examples(self.spec, examples, tokenizer_path, self.preparing))
         return self._prepared
 
     def _prepare(self, out: Path, reporter: RunReporter, examples: Examples, plan: Plan | None = None) -> TrainingJob:
@@ -212,9 +219,14 @@ class Run:
         return self.backend.export(self.spec, job.examples, out, model_path=job.model_path)
 
     def train(self, output_dir: str | Path, overwrite: bool = False,
-              progress: ProgressCallback | None = None) -> TrainResult:
-        """Train and write ``output_dir`` (model/, run.json, metrics.jsonl, README.md)."""
+              progress: ProgressCallback | None = None, preparing: Preparing | None = None) -> TrainResult:
+        """Train and write ``output_dir`` (model/, run.json, metrics.jsonl, README.md).
+
+        ``progress(step, total, record)`` hears each logged step; ``preparing`` (see ``Run``) the data preparation.
+        """
         out = Path(output_dir)
+        if preparing is not None:
+            self.preparing = preparing
         self._require_ready()
         examples = self.validate()
         _, _, examples = self.prepared(examples)

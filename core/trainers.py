@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from .backend import Plan
 from .errors import SpecError
-from .examples import Examples
+from .examples import Examples, Preparing
 from .plugins import Registry
 from .result import TrainResult
 from .run import ProgressCallback, Run
@@ -17,11 +17,12 @@ from .spec import Spec, load_spec
 class _TaskTrainer:
     task: ClassVar[str] = ""
 
-    def __init__(self, spec: Spec | str | Path | dict, backend: str | None = None, registry: Registry | None = None):
+    def __init__(self, spec: Spec | str | Path | dict, backend: str | None = None, registry: Registry | None = None,
+                 preparing: Preparing | None = None):
         spec = load_spec(spec)
         if spec.task != self.task:
             raise SpecError([("task", f"{type(self).__name__} runs task {self.task!r}, the spec says {spec.task!r}")])
-        self.run = Run(spec, backend=backend, registry=registry)
+        self.run = Run(spec, backend=backend, registry=registry, preparing=preparing)
 
     @property
     def spec(self) -> Spec:
@@ -37,9 +38,9 @@ class _TaskTrainer:
         return self.run.plan()
 
     def train(self, output_dir: str | Path, overwrite: bool = False,
-              progress: ProgressCallback | None = None) -> TrainResult:
-        """Train and write the run folder; see ``Run.train``."""
-        return self.run.train(output_dir, overwrite=overwrite, progress=progress)
+              progress: ProgressCallback | None = None, preparing: Preparing | None = None) -> TrainResult:
+        """Train and write the run folder; see ``Run.train`` (``preparing`` hears the data preparation)."""
+        return self.run.train(output_dir, overwrite=overwrite, progress=progress, preparing=preparing)
 
 
 class SFTTrainer(_TaskTrainer):

@@ -67,7 +67,8 @@ def test_backend_options_pass_through_and_core_owned_keys_are_reported():
     assert any("backend_options.trl.seed" in u for u in unhonoured)
     assert any("train_sampling_strategy" in u for u in unhonoured)
     assert any("optim" in n for n in notes) and native["evaluate_at_end"] is True
-    assert native["dataset_columns"] == ["prompt", "completion"]
+    assert native["dataset_columns"] == ["input_ids", "labels"]  # the core tokenises sft examples for TRL
+    assert native["SFTConfig"]["dataset_kwargs"] == {"skip_prepare_dataset": True}
 
 
 @pytest.mark.usefixtures("trl_available")

@@ -68,7 +68,10 @@ def sft_config_kwargs(spec: Spec, work_dir: Path, has_eval: bool, cuda: bool = F
     """Keyword arguments for ``trl.SFTConfig`` that carry out ``spec``."""
     kw = common_kwargs(spec, work_dir, has_eval, cuda)
     kw.update({"max_length": spec.training.max_length, "truncation_mode": "keep_start",
-               "packing": spec.sft.packing, "dataset_text_field": "text"})
+               "packing": spec.sft.packing, "dataset_text_field": "text",
+               # TRL is handed the core's token ids (input_ids + labels), cut at max_length, fully masked rows
+               # dropped and packed as TRL would (backends/trl/rows.py): its own preparation is skipped.
+               "dataset_kwargs": {"skip_prepare_dataset": True}})
     if spec.data_kind != "text":
         kw["completion_only_loss"] = spec.sft.completion_only_loss
     return kw
@@ -139,7 +142,7 @@ def native_config(spec: Spec, examples: Examples | None, work_dir: Path,
     unhonoured: list[str] = []
     notes: list[str] = []
     overrides = native_options(spec, "trl")
-    for key in CORE_OWNED:
+    for key in CORE_OWNED + (("dataset_kwargs",) if algorithm == "sft" else ()):
         if key in overrides:
             overrides.pop(key)
             unhonoured.append(f"backend_options.trl.{key}: set by tunebridge for parity, override ignored")
@@ -161,8 +164,9 @@ def native_config(spec: Spec, examples: Examples | None, work_dir: Path,
         "trainer": trainer,
         config_name: config,
         "peft.LoraConfig": lora_kwargs(spec),
-        "dataset_columns": examples.columns if examples else None,
-        "eos": "appended by TRL" if spec.task != "rl" else "generation stops at EOS",
+        "dataset_columns": (["input_ids", "labels"] if algorithm == "sft" else examples.columns) if examples else None,
+        "eos": {"sft": "appended by tunebridge (the core tokenises: tunebridge.tokenize)",
+                "reward": "appended by TRL"}.get(algorithm, "generation stops at EOS"),
         "evaluate_at_end": has_eval and spec.task != "rl",
     }
     if spec.task == "rl":

@@ -1,13 +1,16 @@
-"""How many sequences a TRL 1.16 trainer draws its batches from, counted the way TRL builds its dataset.
+"""The rows a TRL 1.16 trainer draws its batches from, and (for SFT) the datasets it is handed.
 
-Used by ``plan`` so that the predicted optimizer steps are exact: SFT drops examples whose labels are all
-masked (unpacked, completion-only) and packs with best-fit-decreasing (``packing_strategy="bfd"``, each
-sequence cut at max_length); GRPO/RLOO repeat each prompt ``num_generations`` times in whole generation
-batches. Imports transformers and trl when called.
+SFT: TRL trains on the core's token ids (``examples.tokens``, the rule in ``tunebridge.tokenize``), handed over
+as ``input_ids`` + ``labels`` with TRL's own preparation skipped; this module does what that preparation
+would still have done to processed data: unpacked, examples whose labels are all masked are dropped (a prompt
+that fills max_length); packed, rows are packed with TRL's own ``pack_dataset`` (best-fit-decreasing,
+``packing_strategy="bfd"``). ``plan`` counts exactly these rows. GRPO/RLOO repeat each prompt
+``num_generations`` times in whole generation batches. Imports numpy, pyarrow, datasets and trl when called.
 """
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,51 +18,52 @@ from tunebridge.examples import Examples
 from tunebridge.spec import Spec
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
+def sft_tokens(spec: Spec, examples: Examples, tokenizer_path: Path | None = None, tokenizer: Any = None) -> Any:
+    """``examples.tokens`` (and ``eval_tokens``), tokenised here when the examples came without them (a job
+    read back by the worker of another interpreter)."""
+    if examples.tokens is None or (examples.eval and examples.eval_tokens is None):
+        from tunebridge.lengths import tokenise_examples
+
+        if tokenizer is None:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_path or examples.tokenizer_path))
+        tokenise_examples(examples, tokenizer, spec)
+    return examples.tokens
 
 
-def sft_sequences(spec: Spec, examples: Examples, tokenizer_path: Path) -> list[list[int]]:
-    """Token ids and labels of each SFT example as TRL prepares them: tokenizer(prompt + completion + EOS)
-    with the tokenizer's own special tokens; the prompt masked where completion-only loss applies."""
-    from transformers import AutoTokenizer
+def sft_dataset(tokens: Any, packing: bool, max_length: int, strategy: str = "bfd") -> Any:
+    """The ``datasets.Dataset`` TRL trains on: ``input_ids`` + ``labels`` (arrow, no Python copy); fully masked
+    rows dropped when unpacked; packed with TRL's ``pack_dataset`` when packing."""
+    from datasets import Dataset
+    from datasets.table import InMemoryTable
 
-    tok = AutoTokenizer.from_pretrained(str(tokenizer_path))
-    eos = tok.eos_token or ""
-    out: list[list[int]] = []
-    for ex in examples.train:
-        if "text" in ex:
-            text = ex["text"] if ex["text"].endswith(eos) else ex["text"] + eos
-            out.append([1] * len(tok(text)["input_ids"]))
-            continue
-        completion = ex["completion"] if ex["completion"].endswith(eos) else ex["completion"] + eos
-        full = tok(ex["prompt"] + completion)["input_ids"]
-        if spec.sft.completion_only_loss:
-            prompt_len = _common_prefix(tok(ex["prompt"])["input_ids"], full)
-            out.append([0] * prompt_len + [1] * (len(full) - prompt_len))
-        else:
-            out.append([1] * len(full))
-    return out  # one "is trained on" flag per token
+    if not packing:
+        keep = tokens.trainable()
+        if not keep.all():
+            tokens = tokens.select(keep)
+    elif not tokens.lengths.all():
+        tokens = tokens.select(tokens.lengths > 0)
+    # A fingerprint of our own: datasets would otherwise hash the whole table (a full serialised copy).
+    dataset = Dataset(InMemoryTable(tokens.to_arrow()), fingerprint=uuid.uuid4().hex)
+    if packing:
+        from trl.data_utils import pack_dataset
+
+        dataset = pack_dataset(dataset, max_length, strategy)
+    return dataset
 
 
 def sft_rows(spec: Spec, examples: Examples, tokenizer_path: Path) -> tuple[int, int]:
-    """(sequences per epoch, tokens in them) for TRL's SFTTrainer."""
-    masks = sft_sequences(spec, examples, tokenizer_path)
+    """(sequences per epoch, tokens in them) for TRL's SFTTrainer, from the rows it will be handed."""
+    tokens = sft_tokens(spec, examples, tokenizer_path)
     n = spec.training.max_length
     if not spec.sft.packing:
-        kept = [m[:n] for m in masks if any(m[:n])]  # TRL drops examples left fully masked by truncation
-        return len(kept), sum(len(m) for m in kept)
-    from datasets import Dataset
-    from trl.data_utils import pack_dataset
+        keep = tokens.trainable()
+        return int(keep.sum()), int(tokens.lengths[keep].sum())
+    import pyarrow.compute as pc
 
-    dataset = Dataset.from_dict({"input_ids": [list(range(len(m))) for m in masks if m]})
-    packed = pack_dataset(dataset, n, "bfd")
-    return len(packed), sum(len(ids) for ids in packed["input_ids"])
+    packed = sft_dataset(tokens, True, n, "bfd")
+    return len(packed), int(pc.sum(pc.list_value_length(packed.data.column("input_ids"))).as_py() or 0)
 
 
 def rl_rows(spec: Spec, n_prompts: int) -> int:

@@ -77,20 +77,21 @@ def build_trainer(job: TrainingJob, cuda: bool = False) -> tuple[Any, dict[str, 
 
         peft_config = LoraConfig(**lora)
     callback = _ReportToTunebridge(job)
-    train = Dataset.from_list(job.examples.train)
-    held_out = Dataset.from_list(job.examples.eval) if job.examples.eval and job.spec.task != "rl" else None
-    common = {"model": str(job.model_path), "train_dataset": train, "processing_class": tokenizer,
-              "peft_config": peft_config, "callbacks": [callback]}
-    if algorithm in ("sft", "reward"):
-        common["eval_dataset"] = held_out
+    common = {"model": str(job.model_path), "processing_class": tokenizer, "peft_config": peft_config,
+              "callbacks": [callback]}
     if algorithm == "sft":
         from trl import SFTConfig, SFTTrainer
 
-        trainer = SFTTrainer(args=SFTConfig(**native["SFTConfig"]), **common)
-    elif algorithm == "reward":
+        args = SFTConfig(**native["SFTConfig"])
+        train, held_out = _sft_datasets(job, tokenizer, args)
+        trainer = SFTTrainer(args=args, train_dataset=train, eval_dataset=held_out, **common)
+        return _finish(trainer, native, callback)
+    common["train_dataset"] = Dataset.from_list(job.examples.train)
+    held_out = Dataset.from_list(job.examples.eval) if job.examples.eval and job.spec.task != "rl" else None
+    if algorithm == "reward":
         from trl import RewardConfig, RewardTrainer
 
-        trainer = RewardTrainer(args=RewardConfig(**native["RewardConfig"]), **common)
+        trainer = RewardTrainer(args=RewardConfig(**native["RewardConfig"]), eval_dataset=held_out, **common)
     else:
         from .rewards import trl_reward_funcs
 
@@ -103,6 +104,23 @@ def build_trainer(job: TrainingJob, cuda: bool = False) -> tuple[Any, dict[str, 
             from trl import RLOOConfig, RLOOTrainer
 
             trainer = RLOOTrainer(args=RLOOConfig(**native["RLOOConfig"]), reward_funcs=reward_funcs, **common)
+    return _finish(trainer, native, callback)
+
+
+def _sft_datasets(job: TrainingJob, tokenizer: Any, args: Any) -> tuple[Any, Any]:
+    """The core's token ids as the datasets SFTTrainer trains and evaluates on (its own preparation skipped)."""
+    from .rows import sft_dataset, sft_tokens
+
+    tokens = sft_tokens(job.spec, job.examples, job.tokenizer_path, tokenizer)
+    train = sft_dataset(tokens, args.packing, args.max_length, args.packing_strategy)
+    held_out = None
+    if job.examples.eval and job.examples.eval_tokens is not None:
+        packing = args.packing if args.eval_packing is None else args.eval_packing
+        held_out = sft_dataset(job.examples.eval_tokens, packing, args.max_length, args.packing_strategy)
+    return train, held_out
+
+
+def _finish(trainer: Any, native: dict[str, Any], callback: _ReportToTunebridge) -> tuple[Any, dict, Any]:
     trainer.remove_callback(PrinterCallback)  # the reporter shows progress instead of printed dicts
     config_key = next(k for k in native if k.endswith("Config") and k != "peft.LoraConfig")
     native[config_key] = {**native[config_key], "output_dir": "work/checkpoints (in the output folder)"}
