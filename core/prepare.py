@@ -23,13 +23,15 @@ def corpus(examples: Examples) -> list[str]:
     return texts
 
 
-def resolve_model(spec: Spec, examples: Examples) -> tuple[Path, Path]:
-    """The starting model folder (or hub id) and the tokenizer folder; a builtin model is built (cached)."""
+def resolve_model(spec: Spec, examples: Examples, notes: list[str] | None = None) -> tuple[Path, Path]:
+    """The starting model folder (or hub id) and the tokenizer folder; a builtin model is built (cached, checked
+    against its manifest once per process). ``notes`` receives what the user should know (a damaged cache
+    entry rebuilt)."""
     model = spec.model
     if model.builtin:
         from .builtin_models import build_builtin
 
-        path = build_builtin(model.builtin, corpus(examples), seed=spec.training.seed)
+        path = build_builtin(model.builtin, corpus(examples), seed=spec.training.seed, notes=notes)
     else:
         local = spec.resolve_path(model.path or "")
         path = local if local.exists() else Path(model.path or "")

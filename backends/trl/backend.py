@@ -47,11 +47,18 @@ class TRLBackend(Backend):
         return BackendStatus("ready", "", found)
 
     def check_spec(self, spec: Spec) -> None:
-        """GRPO/RLOO batches count completions: they must split into groups of num_generations."""
+        """No secret in backend_options.trl but hub_token; GRPO/RLOO batches must split into num_generations groups."""
         from tunebridge.errors import SpecError
+        from tunebridge.isolation import native_options
+        from tunebridge.redact import is_secret_key
 
         from .config import generation_batch_problem
 
+        for key in native_options(spec, "trl"):
+            if is_secret_key(key) and key != "hub_token":
+                raise SpecError([(f"backend_options.trl.{key}", "looks like a secret: TRL would keep it in every "
+                                  "checkpoint (training_args.bin); set it in the environment instead (hub_token is "
+                                  "the one secret taken here, passed to TRL as HF_TOKEN)")], spec.source)
         if spec.task == "rl":
             problem = generation_batch_problem(spec)
             if problem:
