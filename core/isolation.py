@@ -66,8 +66,20 @@ def isolate_if_configured(backend: Backend, spec: Any = None) -> Backend:
 
 def timeout_for(spec: Any, name: str) -> float | None:
     """Seconds the worker may run: ``backend_options.<name>.timeout`` or TUNEBRIDGE_WORKER_TIMEOUT."""
-    value = spec.backend_options.get(name, {}).get("timeout") or os.environ.get("TUNEBRIDGE_WORKER_TIMEOUT")
-    return float(value) if value else DEFAULT_TIMEOUT_S
+    written = spec.backend_options.get(name, {}).get("timeout")
+    value = written or os.environ.get("TUNEBRIDGE_WORKER_TIMEOUT")
+    if not value:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds > 0:
+        from .errors import SpecError
+
+        field = f"backend_options.{name}.timeout" if written else "TUNEBRIDGE_WORKER_TIMEOUT"
+        raise SpecError([(field, f"{value!r} is not a number of seconds above 0")], spec.source)
+    return seconds
 
 
 def parse_event_free(line: str) -> bool:

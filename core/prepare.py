@@ -39,6 +39,43 @@ def resolve_model(spec: Spec, examples: Examples, notes: list[str] | None = None
     return path, tokenizer
 
 
+def check_model_source(spec: Spec) -> None:
+    """A model path written as a local path must exist (anything else is looked up as a hub id), and a local
+    folder must hold a model (config.json) or a tokenizer: a SpecError naming the field, before any run folder."""
+    for field in ("path", "tokenizer"):
+        value = getattr(spec.model, field)
+        if not value:
+            continue
+        local = spec.resolve_path(value)
+        looks_local = value.startswith((".", "/", "~")) or value.count("/") > 1 or "\\" in value
+        if looks_local and not local.exists():
+            raise SpecError([(f"model.{field}", f"no such folder: {local}")], spec.source)
+        if local.exists():
+            problem = _not_a_model(local) if field == "path" else _not_a_tokenizer(local)
+            if problem:
+                raise SpecError([(f"model.{field}", problem)], spec.source)
+
+
+def _not_a_model(folder: Path) -> str | None:
+    if not folder.is_dir():
+        return f"{folder} is a file; give the folder holding the model (config.json and its weights)"
+    if not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
+        return (f"{folder} is not a model folder (it has no config.json); give a folder saved with "
+                "save_pretrained, e.g. a run's model/")
+    return None
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
+
+
+def _not_a_tokenizer(folder: Path) -> str | None:
+    if not folder.is_dir():
+        return f"{folder} is a file; give the folder holding the tokenizer (tokenizer.json or tokenizer_config.json)"
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        return f"{folder} holds no tokenizer (none of {', '.join(TOKENIZER_FILES)})"
+    return None
+
+
 def load_tokenizer(spec: Spec, tokenizer_path: Path) -> object:
     """The run's tokenizer; a folder it cannot load from is a SpecError naming the field."""
     from transformers import AutoTokenizer

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .backend import Backend, Plan, TrainingJob
-from .errors import BackendUnavailable, OutputExistsError, RunFailed, SpecError, TunebridgeError
+from .errors import BackendUnavailable, OutputExistsError, RunFailed, TunebridgeError
 from .examples import Examples, prepare_examples
 from .files import WriteError, folder_contents, write_atomic
 from .isolation import IsolatedBackend, isolate_if_configured
@@ -21,7 +21,7 @@ from .memory import PeakMemory
 from .modelcard import model_card
 from .planning import complete_plan, examples_seen
 from .plugins import Registry, get_registry
-from .prepare import finish_examples, protected_paths, resolve_model
+from .prepare import check_model_source, finish_examples, protected_paths, resolve_model
 from .progress import RunReporter, note, remove_empty_dirs, summarise
 from .redact import redact, scrub_text
 from .result import TrainResult
@@ -139,15 +139,9 @@ class Run:
         self.backend.check_spec(self.spec)
 
     def check_model_source(self) -> None:
-        """A model path written as a local path must exist (anything else is looked up as a hub id)."""
-        for field in ("path", "tokenizer"):
-            value = getattr(self.spec.model, field)
-            if not value:
-                continue
-            local = self.spec.resolve_path(value)
-            looks_local = value.startswith((".", "/", "~")) or value.count("/") > 1 or "\\" in value
-            if looks_local and not local.exists():
-                raise SpecError([(f"model.{field}", f"no such folder: {local}")], self.spec.source)
+        """A model path written as a local path must exist (anything else is looked up as a hub id), and a local
+        folder must hold a model (config.json) or a tokenizer."""
+        check_model_source(self.spec)
 
     def validate(self) -> Examples:
         """Check spec, backend capabilities and data, without importing torch. Returns the rendered examples."""

@@ -201,7 +201,7 @@ def test_an_interrupted_compare_still_writes_its_record(spec_file, tmp_path, use
     assert [(b["name"], b["status"]) for b in record["backends"]] == [
         ("fake", "completed"), ("failing", "failed"), ("packer", "skipped")]
     assert record["backends"][1]["reason"] == "interrupted by the user" and (out / "report.html").is_file()
-    assert "interrupted; what was written is kept in" in capsys.readouterr().err
+    assert "interrupted by the user; what was written is kept in" in capsys.readouterr().err
 
 
 class RLBackend(fake_backend.FakeBackend):

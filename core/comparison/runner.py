@@ -18,7 +18,7 @@ from ..files import WriteError, write_atomic, write_json
 from ..progress import note
 from ..signals import interrupt_on_signals, interrupted_by
 from .differences import build_differences
-from .record import backend_record, summary_table
+from .record import backend_record, one_line, summary_table
 
 COMPARE_EVAL_FRACTION = 0.1
 AVAILABLE = "available"
@@ -107,7 +107,7 @@ def compare(spec: Any, backends: str | list[str], output_dir: str | Path, overwr
     """
     from ..examples import prepare_examples
     from ..plugins import get_registry
-    from ..prepare import protected_paths, resolve_model
+    from ..prepare import check_model_source, protected_paths, resolve_model
     from ..progress import ProgressLine
     from ..redact import redact
     from ..rewards import check_rewards
@@ -120,17 +120,19 @@ def compare(spec: Any, backends: str | list[str], output_dir: str | Path, overwr
     registry = registry or get_registry()
     names = resolve_backends(parse_backends(backends), spec, registry)
     used, held_out_by = held_out_spec(spec)
+    check_model_source(used)
     examples = prepare_examples(used)  # a data error stops the whole compare: every backend reads this data
     if used.task == "rl":
         check_rewards(used)
     out = Path(output_dir)
+    from ..evaluation import evaluate_model, finish_eval_examples
+
+    # The baseline model and the held-out examples, before the output folder exists (a bad model is a clear error).
+    model_path, tokenizer_path = resolve_model(used, examples)
+    eval_examples = finish_eval_examples(used, examples, tokenizer_path)
     with interrupt_on_signals(), prepare_output_dir(out, overwrite, protect=protected_paths(spec)) as lock:
         if lock.note:
             note(lock.note)
-        model_path, tokenizer_path = resolve_model(used, examples)
-        from ..evaluation import evaluate_model, finish_eval_examples
-
-        eval_examples = finish_eval_examples(used, examples, tokenizer_path)
         write_atomic(out / "eval.jsonl", "".join(json.dumps(ex, ensure_ascii=False, default=str) + "\n"
                                                  for ex in eval_examples))
         spec_dict = redact(used.to_dict())
@@ -190,7 +192,7 @@ def compare(spec: Any, backends: str | list[str], output_dir: str | Path, overwr
                 _say(stream, f"[{i}/{len(names)}] {name}: evaluating ...")
                 evaluate_into(row, run_dir / (run.get("model_dir") or "model"))
             record["backends"].append(row)
-            _say(stream, f"[{i}/{len(names)}] {name}: {status}" + (f": {reason.splitlines()[0]}" if reason else ""))
+            _say(stream, f"[{i}/{len(names)}] {name}: {status}" + (f": {one_line(reason)}" if reason else ""))
         record["differences"] = build_differences(run_records)
         started_from = {name: run.get("base_model") for name, run in run_records.items() if run.get("base_model")}
         other = {name: path for name, path in started_from.items()
