@@ -15,16 +15,20 @@ from .errors import TunebridgeError
 
 
 class WriteError(TunebridgeError):
-    """A file of the run could not be written (disk full, read-only folder, ...)."""
+    """A file of the run could not be written (disk full, read-only folder, ...).
 
-    def __init__(self, path: Path | str, exc: OSError, kept: str = ""):
+    The message names the path, the reason, and what the folder still holds (``kept``) or another ``detail``.
+    """
+
+    def __init__(self, path: Path | str, exc: OSError, kept: str = "", detail: str = ""):
         self.path = Path(path)
         self.errno = exc.errno
         self.reason = exc.strerror or str(exc)
-        self.kept = kept
         message = f"cannot write {path}: {self.reason}"
         if kept:
             message += f"; kept: {kept}"
+        elif detail:
+            message += f"; {detail}"
         super().__init__(message)
 
     def with_kept(self, kept: str) -> WriteError:

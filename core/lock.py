@@ -68,7 +68,9 @@ def _flock(fd: int) -> bool:
 
 
 def _cannot_write(path: Path, exc: OSError) -> TunebridgeError:
-    return TunebridgeError(f"cannot write {path}: {exc.strerror or exc}; nothing was written")
+    from .files import WriteError
+
+    return WriteError(path, exc, detail="nothing was written")
 
 
 class OutputLock:
