@@ -315,3 +315,21 @@ def test_a_compare_on_trl_and_autotrain(tmp_path, autotrain_python, trl_availabl
     listed = [s["setting"] for s in record["differences"]["settings"]]
     listed += [a.get("setting") for a in record["differences"]["adapted"].get("autotrain", [])]
     assert listed, record["differences"]
+
+
+def test_a_compare_locks_its_folder_and_each_backend_folder(spec_file, tmp_path, use_registry, monkeypatch):
+    from tunebridge.lock import LOCK_NAME, OutputInUse, OutputLock
+
+    out = tmp_path / "out"
+    seen = []
+    original = fake_backend.FakeBackend.train
+
+    def train(self, job):
+        seen.append(sorted(p.name for p in (out, job.output_dir) if (p / LOCK_NAME).is_file()))
+        with pytest.raises(OutputInUse):  # the compare's own folder is taken while its backends train
+            OutputLock(out).acquire()
+        return original(self, job)
+
+    monkeypatch.setattr(fake_backend.FakeBackend, "train", train)
+    assert cli.main(["compare", str(spec_file), "--backends", "fake", "--output", str(out)]) == 0
+    assert seen == [["fake", "out"]] and not list(out.rglob(LOCK_NAME))
