@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import shutil
 import time
@@ -32,6 +33,7 @@ from .support import Difference, adapt_to_backend
 from .versions import versions
 
 ProgressCallback = Callable[[int, int | None, dict], None]
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)  # a backend's OSError that means "disk"
 
 
 def prepare_output_dir(output_dir: Path, overwrite: bool, protect: list[Path] | None = None) -> OutputLock:
@@ -317,7 +319,7 @@ class Run:
                 self._write(run_json, json.dumps(stopped, indent=2, default=str))
             raise
         except Exception as exc:
-            if isinstance(exc, OSError) and exc.filename and not isinstance(exc, FileNotFoundError):
+            if isinstance(exc, OSError) and exc.filename and exc.errno in WRITE_ERRNOS:
                 exc = WriteError(exc.filename, exc)  # a full disk or read-only folder under the backend
             message = scrub_text(f"{type(exc).__name__}: {exc}")
             failed = self._record("failed", started, examples, plan=planned, native_config=redact(plan.native_config),
