@@ -70,10 +70,17 @@ def format_string_problem(fmt: str) -> str | None:
                 return (f"lone '{{' at position {i + 1} (near {_near(fmt, i)}): write '{{{{' for a literal brace, "
                         "or close the placeholder with '}'")
             field = fmt[i + 1:close]
-            name = field.split("!", 1)[0].split(":", 1)[0]
+            head, _, spec = field.partition(":")
+            name, bang, conversion = head.partition("!")
             if not name.strip() or name.isdigit() or "." in name or "[" in name:
                 return (f"placeholder {{{field}}} at position {i + 1} is not a column name: write {{column}} (literal "
                         "braces are written '{{' and '}}')")
+            try:
+                if bang and conversion not in ("r", "s", "a"):
+                    raise ValueError(f"unknown conversion '!{conversion}'")
+                format("", spec)  # the values are text: a spec text cannot take (e.g. ':d') fails every row
+            except ValueError as exc:
+                return f"placeholder {{{field}}} at position {i + 1}: {exc}"
             i = close + 1
             continue
         i += 1

@@ -233,3 +233,25 @@ def test_folders_that_are_not_runs(tmp_path, command):
     _files(tmp_path)
     proc = tunebridge(*command, cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("fmt", "problem"), [
+    ("Q: {question}\nA: ", None), ("{a!r} {b:>5} {{literal}}", None),
+    ("Q: {question", "lone '{' at position 4"), ("Q: question}", "lone '}' at position 12"),
+    ("{a} {b", "lone '{' at position 5"), ("{a:{b}}", "lone '{' at position 1"),
+    ("{}", "placeholder {} at position 1 is not a column name"), ("{0}", "is not a column name"),
+    ("x {a.b}", "placeholder {a.b} at position 3 is not a column name"), ("{a[0]}", "is not a column name"),
+    ("{a:d}", "Unknown format code 'd'"), ("{a!z}", "unknown conversion '!z'"),
+])
+def test_format_strings_are_checked_with_the_position(fmt, problem):
+    from tunebridge.spec import format_string_problem
+
+    found = format_string_problem(fmt)
+    assert (found is None) if problem is None else (problem in found), found
+
+
+def test_the_spec_error_names_the_field(tmp_path):
+    spec = sft_spec_dict(write_jsonl(tmp_path / "d.jsonl", contract_rows(4)), "trl")
+    spec["data"] = {"path": spec["data"]["path"], "prompt": "{instruction}", "completion": "{response"}
+    with pytest.raises(tb.SpecError, match=r"data.completion: lone '\{' at position 1"):
+        tb.load_spec(spec)
