@@ -45,11 +45,16 @@ def test_validate_reports_spec_and_data_errors(tmp_path):
     assert proc.returncode == 1 and "d.jsonl line 2: completion is empty (from 'response')" in proc.stderr
 
 
-def test_validate_unsupported_feature_on_a_backend(repo):
-    proc = tb("validate", repo / "examples" / "sft-tiny.yaml", "--backend", "autotrain")
+def test_validate_unsupported_feature_on_a_backend(repo, tmp_path):
+    # A default AutoTrain cannot honour adapts; the same setting written by the user fails.
+    assert tb("validate", repo / "examples" / "sft-tiny.yaml", "--backend", "autotrain").returncode == 0
+    spec = tmp_path / "sft.yaml"
+    text = (repo / "examples" / "sft-tiny.yaml").read_text().replace("path: data/", f"path: {repo}/examples/data/")
+    spec.write_text(text + "sft: {completion_only_loss: true}\n")
+    proc = tb("validate", spec, "--backend", "autotrain")
     assert proc.returncode == 1
     assert "backend 'autotrain' does not support completion-only loss" in proc.stderr
-    proc = tb("validate", repo / "examples" / "sft-tiny.yaml", "--backend", "nope")
+    proc = tb("validate", spec, "--backend", "nope")
     assert proc.returncode == 1 and "no backend named 'nope'" in proc.stderr
 
 
