@@ -27,6 +27,7 @@ _LAZY = {
     "Backend": "backend", "Capabilities": "backend", "BackendStatus": "backend", "Plan": "backend",
     "BackendOutput": "backend", "TrainingJob": "backend",
     "compare": "comparison", "evaluate": "evaluation",
+    "OutputInUse": "lock", "WriteError": "files", "RunInterrupted": "signals",
 }
 
 __all__ = [
@@ -34,17 +35,20 @@ __all__ = [
     "TunebridgeError", "UnsupportedFeature", "__version__",
     "Spec", "load_spec", "parse_spec", "SFTTrainer", "RewardTrainer", "RLTrainer", "Run", "TrainResult",
     "hookimpl", "get_registry", "Backend", "Capabilities", "BackendStatus", "Plan", "BackendOutput", "TrainingJob",
-    "compare", "evaluate",
+    "compare", "evaluate", "OutputInUse", "WriteError", "RunInterrupted",
 ]
 
 if TYPE_CHECKING:
     from .backend import Backend, BackendOutput, BackendStatus, Capabilities, Plan, TrainingJob
     from .comparison import compare
     from .evaluation import evaluate
+    from .files import WriteError
     from .hookspecs import hookimpl
+    from .lock import OutputInUse
     from .plugins import get_registry
     from .result import TrainResult
     from .run import Run
+    from .signals import RunInterrupted
     from .spec import Spec, load_spec, parse_spec
     from .trainers import RewardTrainer, RLTrainer, SFTTrainer
 

@@ -20,7 +20,9 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from .errors import TunebridgeError
 from .hf_compat import make_tokenizer_portable
+from .progress import note
 
 CACHE_ENV = "TUNEBRIDGE_CACHE_DIR"
 BUILDER_VERSION = "1"
@@ -47,6 +49,8 @@ TINY_GPT2 = {"n_layer": 2, "n_embd": 64, "n_head": 4, "n_positions": 2048, "n_in
 ARCHITECTURES = {"tiny-llama": TINY_LLAMA, "tiny-gpt2": TINY_GPT2}
 VOCAB_SIZE = 1024
 TOKENIZER_SAMPLE = 10_000  # examples the builtin tokenizer is trained on, at most (a seeded sample beyond)
+MANIFEST = "manifest.json"
+_VERIFIED: set[Path] = set()  # entries checked against their manifest in this process
 
 
 def sample_note(limit: int, total: int, seed: int) -> str:
@@ -78,10 +82,12 @@ def build_tiny_llama(corpus: Iterable[str], seed: int = 42, cache_dir: Path | No
 
 
 def build_builtin(name: str, corpus: Iterable[str], seed: int = 42, cache_dir: Path | None = None,
-                  sample: str | None = None) -> Path:
+                  sample: str | None = None, notes: list[str] | None = None) -> Path:
     """Build (or reuse from the cache) the builtin model ``name`` with a tokenizer trained on ``corpus``.
 
     ``sample`` says how ``corpus`` was drawn from a larger one (see ``sample_note``); it is part of the key.
+    A cache entry is checked against its manifest (every file's size and sha256) the first time this process
+    uses it; a damaged entry is rebuilt, and ``notes`` (and stderr) say so.
     """
     if name not in ARCHITECTURES:
         raise ValueError(f"no builtin model {name!r}; choose one of {', '.join(ARCHITECTURES)}")
@@ -90,23 +96,107 @@ def build_builtin(name: str, corpus: Iterable[str], seed: int = 42, cache_dir: P
         raise ValueError("the builtin model needs some text to train its tokenizer on")
     root = cache_dir or cache_root()
     target = root / "builtin" / f"{name}-{_key(lines, seed, name, sample)}"
-    if (target / "config.json").is_file() and (target / "tokenizer.json").is_file():
+    if target in _VERIFIED:
         return target
-    root.joinpath("builtin").mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root / "builtin"))
+    damage = check_entry(target) if target.exists() else "missing"
+    if damage is None:
+        _VERIFIED.add(target)
+        return target
+    try:
+        root.joinpath("builtin").mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root / "builtin"))
+    except OSError as exc:
+        raise TunebridgeError(f"cannot build the builtin model {name!r} in the cache {root}: "
+                              f"{exc.strerror or exc} (set {CACHE_ENV} to a writable folder)") from None
     try:
         _write_tokenizer(lines, tmp)
         _write_model(tmp, seed, name)
         (tmp / "tunebridge_builtin.json").write_text(json.dumps(
             {"name": name, "seed": seed, "tokenizer_texts": len(lines), "sample": sample or "the whole corpus"}))
-        try:
-            tmp.rename(target)
-        except OSError:  # another process finished first
-            shutil.rmtree(tmp, ignore_errors=True)
+        write_manifest(tmp)
+        _install(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise TunebridgeError(f"cannot build the builtin model {name!r} in the cache {root}: "
+                              f"{exc.strerror or exc} (free some space or set {CACHE_ENV} to another folder)"
+                              ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if damage != "missing":
+        message = f"the cached builtin model {target} was damaged ({damage}); rebuilt it"
+        note(message)
+        if notes is not None:
+            notes.append(message)
+    _VERIFIED.add(target)
     return target
+
+
+def _install(tmp: Path, target: Path) -> None:
+    """Move a finished build into place; a damaged entry there is moved aside first, then deleted."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".damaged-{target.name}-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        try:
+            target.rename(old)
+        except FileNotFoundError:  # another process moved it first
+            old = None
+    try:
+        tmp.rename(target)
+    except OSError:  # another process finished first: keep its entry if it is sound
+        if check_entry(target) is not None:
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    """Write ``manifest.json`` (each file's size and sha256) last, atomically."""
+    files = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": _digest(p)}
+             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    tmp = folder / f".{MANIFEST}.tmp"
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump({"builder": BUILDER_VERSION, "files": files}, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, folder / MANIFEST)
+
+
+def check_entry(folder: Path) -> str | None:
+    """None when ``folder`` matches its manifest, else what is wrong (``model.safetensors: size 10, expected 20``)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except FileNotFoundError:
+        return f"no {MANIFEST}: built by an older tunebridge or cut off while building"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"{MANIFEST} unreadable: {exc}"
+    if not files or "config.json" not in files:
+        return f"{MANIFEST} lists no model"
+    for rel, want in files.items():
+        path = folder / rel
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return f"{rel}: missing"
+        if size != want.get("size"):
+            return f"{rel}: size {size}, expected {want.get('size')}"
+        try:
+            if _digest(path) != want.get("sha256"):
+                return f"{rel}: sha256 mismatch"
+        except OSError as exc:
+            return f"{rel}: unreadable ({exc.strerror or exc})"
+    return None
 
 
 def _write_tokenizer(lines: list[str], folder: Path) -> None:

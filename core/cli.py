@@ -201,11 +201,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training: task {run.spec.task} on backend {run.backend.name} -> {args.output}", file=sys.stderr)
     try:
         result = run.train(args.output, overwrite=args.overwrite, progress=line.update if line else None)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from .signals import exit_code, interrupted_by
+
         if line:
             line.close()
-        print(f"\ninterrupted; what the run wrote is kept in {args.output}", file=sys.stderr)
-        return 130
+        print(f"\ninterrupted by {interrupted_by(exc)}; what the run wrote is kept in {args.output}", file=sys.stderr)
+        return exit_code(exc)
     finally:
         if line:
             line.close()
@@ -270,9 +272,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     try:
         record = compare(args.spec, args.backends, args.output, overwrite=args.overwrite,
                          progress=None if args.quiet else sys.stderr)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; what was written is kept in {args.output}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        from .signals import exit_code, interrupted_by
+
+        print(f"\ninterrupted by {interrupted_by(exc)}; what was written is kept in {args.output}", file=sys.stderr)
+        return exit_code(exc)
     out = Path(args.output)
     print("\n== tunebridge compare finished ==")
     print(summary_table(record))
@@ -313,20 +317,24 @@ COMMANDS = {"backends": cmd_backends, "validate": cmd_validate, "schema": cmd_sc
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 tunebridge error, 2 usage, 130 interrupted)."""
+    """Run the CLI; returns the exit status (0 ok, 1 tunebridge error, 2 usage, 128 + N stopped by signal N:
+    130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
+    from .signals import exit_code, interrupt_on_signals, interrupted_by
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 2
     try:
-        return COMMANDS[args.command](args)
+        with interrupt_on_signals():
+            return COMMANDS[args.command](args)
     except TunebridgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"\ninterrupted by {interrupted_by(exc)}", file=sys.stderr)
+        return exit_code(exc)
     except BrokenPipeError:  # e.g. `tunebridge schema | head`
         import os
 

@@ -25,7 +25,9 @@ from typing import Any
 
 from .backend import Backend, BackendOutput, BackendStatus, Plan, TrainingJob
 from .errors import TunebridgeError
+from .files import write_atomic
 from .redact import REDACTED, SECRET_VALUE
+from .signals import interrupted_by
 
 RUNNER_KEYS = ("python", "timeout")  # backend_options keys the core reads; backends never see them
 DEFAULT_TIMEOUT_S = None  # no limit unless asked for
@@ -64,8 +66,27 @@ def isolate_if_configured(backend: Backend, spec: Any = None) -> Backend:
 
 def timeout_for(spec: Any, name: str) -> float | None:
     """Seconds the worker may run: ``backend_options.<name>.timeout`` or TUNEBRIDGE_WORKER_TIMEOUT."""
-    value = spec.backend_options.get(name, {}).get("timeout") or os.environ.get("TUNEBRIDGE_WORKER_TIMEOUT")
-    return float(value) if value else DEFAULT_TIMEOUT_S
+    written = spec.backend_options.get(name, {}).get("timeout")
+    value = written or os.environ.get("TUNEBRIDGE_WORKER_TIMEOUT")
+    if not value:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds > 0:
+        from .errors import SpecError
+
+        field = f"backend_options.{name}.timeout" if written else "TUNEBRIDGE_WORKER_TIMEOUT"
+        raise SpecError([(field, f"{value!r} is not a number of seconds above 0")], spec.source)
+    return seconds
+
+
+def parse_event_free(line: str) -> bool:
+    """True for an ordinary output line (not a progress event)."""
+    from .jobs import parse_event
+
+    return parse_event(line.rstrip("\n")) is None
 
 
 def _clean(line: str) -> str:
@@ -134,10 +155,12 @@ class IsolatedBackend(Backend):
         """Train in the worker; stream its events into ``job.reporter``; return its result."""
         from .jobs import job_to_dict
 
+        # The job holds backend options the user wants private (a hub token): 0600 files in a 0700 folder, removed
+        # whatever happens (SIGTERM and SIGHUP arrive here as RunInterrupted, see tunebridge.signals).
         folder = Path(tempfile.mkdtemp(prefix="tunebridge-job-"))
-        os.chmod(folder, 0o700)  # the job may hold backend options the user wants private
         try:
-            (folder / "job.json").write_text(json.dumps(job_to_dict(job, self.name), default=str))
+            os.chmod(folder, 0o700)
+            write_atomic(folder / "job.json", json.dumps(job_to_dict(job, self.name), default=str), mode=0o600)
             return self._run_worker(folder, job)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -176,8 +199,10 @@ class IsolatedBackend(Backend):
                     elif event["event"] == "log":
                         job.reporter.log(event["step"], event["metrics"])
             proc.wait()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             self._kill(proc)
+            self._drain(lines, log_path, f"[tunebridge] stopped the worker (pid {proc.pid}) and its process group: "
+                        f"interrupted by {interrupted_by(exc)}")
             raise
         return self._result(folder, proc.returncode, tail, log_path)
 
@@ -196,6 +221,25 @@ class IsolatedBackend(Backend):
         with log_path.open("a", encoding="utf-8") as log:
             log.write(error["traceback"])
         raise WorkerFailed(self._message(f"failed: {error['type']}: {error['message']}", tail, log_path))
+
+    @staticmethod
+    def _drain(lines: queue.Queue[str | None], log_path: Path, last: str) -> None:
+        """Keep what a stopped worker printed last, then say why it stopped (at most a few seconds)."""
+        deadline = time.monotonic() + 5
+        try:
+            with log_path.open("a", encoding="utf-8") as log:
+                while time.monotonic() < deadline:
+                    try:
+                        line = lines.get(timeout=max(deadline - time.monotonic(), 0))
+                    except queue.Empty:
+                        break
+                    if line is None:
+                        break
+                    if line.strip() and parse_event_free(line):
+                        log.write(_clean(line))
+                log.write(last + "\n")
+        except OSError:
+            pass
 
     def _message(self, what: str, tail: deque[str], log_path: Path) -> str:
         shown = "\n".join(f"  | {line}" for line in tail) or "  | (no output)"

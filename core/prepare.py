@@ -38,9 +38,12 @@ def corpus(examples: Examples, limit: int | None = None) -> list[str]:
     return texts
 
 
-def resolve_model(spec: Spec, examples: Examples, progress: Preparing | None = None) -> tuple[Path, Path]:
-    """The starting model folder (or hub id) and the tokenizer folder; a builtin model is built (cached) with a
-    tokenizer trained on a bounded sample of the examples (``builtin_models.TOKENIZER_SAMPLE``)."""
+def resolve_model(spec: Spec, examples: Examples, progress: Preparing | None = None,
+                  notes: list[str] | None = None) -> tuple[Path, Path]:
+    """The starting model folder (or hub id) and the tokenizer folder; a builtin model is built (cached, checked
+    against its manifest once per process) with a tokenizer trained on a bounded sample of the examples
+    (``builtin_models.TOKENIZER_SAMPLE``). ``notes`` receives what the user should know (a damaged cache entry
+    rebuilt)."""
     model = spec.model
     if model.builtin:
         from .builtin_models import TOKENIZER_SAMPLE, build_builtin, sample_note
@@ -50,12 +53,50 @@ def resolve_model(spec: Spec, examples: Examples, progress: Preparing | None = N
         if progress is not None:
             progress("building the builtin model", min(total, TOKENIZER_SAMPLE), total)
         path = build_builtin(model.builtin, corpus(examples, TOKENIZER_SAMPLE), seed=spec.training.seed,
-                             sample=sample_note(TOKENIZER_SAMPLE, total, SAMPLE_SEED) if sampled else None)
+                             sample=sample_note(TOKENIZER_SAMPLE, total, SAMPLE_SEED) if sampled else None,
+                             notes=notes)
     else:
         local = spec.resolve_path(model.path or "")
         path = local if local.exists() else Path(model.path or "")
     tokenizer = spec.resolve_path(model.tokenizer) if model.tokenizer else path
     return path, tokenizer
+
+
+def check_model_source(spec: Spec) -> None:
+    """A model path written as a local path must exist (anything else is looked up as a hub id), and a local
+    folder must hold a model (config.json) or a tokenizer: a SpecError naming the field, before any run folder."""
+    for field in ("path", "tokenizer"):
+        value = getattr(spec.model, field)
+        if not value:
+            continue
+        local = spec.resolve_path(value)
+        looks_local = value.startswith((".", "/", "~")) or value.count("/") > 1 or "\\" in value
+        if looks_local and not local.exists():
+            raise SpecError([(f"model.{field}", f"no such folder: {local}")], spec.source)
+        if local.exists():
+            problem = _not_a_model(local) if field == "path" else _not_a_tokenizer(local)
+            if problem:
+                raise SpecError([(f"model.{field}", problem)], spec.source)
+
+
+def _not_a_model(folder: Path) -> str | None:
+    if not folder.is_dir():
+        return f"{folder} is a file; give the folder holding the model (config.json and its weights)"
+    if not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
+        return (f"{folder} is not a model folder (it has no config.json); give a folder saved with "
+                "save_pretrained, e.g. a run's model/")
+    return None
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
+
+
+def _not_a_tokenizer(folder: Path) -> str | None:
+    if not folder.is_dir():
+        return f"{folder} is a file; give the folder holding the tokenizer (tokenizer.json or tokenizer_config.json)"
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        return f"{folder} holds no tokenizer (none of {', '.join(TOKENIZER_FILES)})"
+    return None
 
 
 def load_tokenizer(spec: Spec, tokenizer_path: Path) -> object:

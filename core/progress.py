@@ -141,7 +141,22 @@ class RunReporter:
         """Record one logging event (already in neutral names)."""
         record = {"step": int(step), **{k: _clean(v) for k, v in metrics.items() if k != "step"}}
         self.records.append(record)
-        with self.metrics_path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        try:
+            with self.metrics_path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            from .files import WriteError
+
+            raise WriteError(self.metrics_path, exc) from None
         if self.display:
             self.display(record["step"], self.total_steps, record)
+
+
+def note(text: str, stream: TextIO | None = None) -> None:
+    """Say something the user should know now (a stale lock taken over, a damaged cache rebuilt) on stderr."""
+    stream = stream or sys.stderr
+    try:
+        stream.write(f"note: {text}\n")
+        stream.flush()
+    except (OSError, ValueError):  # a closed stderr must not fail the run
+        pass

@@ -32,3 +32,11 @@ def redact(value: Any) -> Any:
     if isinstance(value, str) and SECRET_VALUE.match(value):
         return REDACTED
     return value
+
+
+SECRET_IN_TEXT = re.compile(r"(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,})")
+
+
+def scrub_text(text: str) -> str:
+    """``text`` with token-like values (``hf_...``, ``sk-...``) anywhere in it replaced by ``***``."""
+    return SECRET_IN_TEXT.sub(REDACTED, text)

@@ -49,6 +49,9 @@ def import_function(reference: str, search_dir: Path | None = None) -> Callable[
         module = _import_local(local, top, module_name, search_dir)
     target: Any = module
     for part in attr.split("."):
+        if not hasattr(target, part):
+            where = f" ({local})" if local is not None else ""
+            raise AttributeError(f"module {module_name!r}{where} has no {part!r}")
         target = getattr(target, part)
     if not callable(target):
         raise TypeError(f"{reference} is not callable")

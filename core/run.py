@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import shutil
 import time
@@ -11,44 +13,89 @@ from pathlib import Path
 from typing import Any
 
 from .backend import Backend, Plan, TrainingJob
-from .errors import BackendUnavailable, OutputExistsError, RunFailed, SpecError, TunebridgeError
+from .errors import BackendUnavailable, OutputExistsError, RunFailed, TunebridgeError
 from .examples import Examples, Preparing, prepare_examples
+from .files import WriteError, folder_contents, write_atomic
 from .isolation import IsolatedBackend, isolate_if_configured
+from .lock import LOCK_NAME, OutputLock, check_not_in_use, holder, in_use
 from .memory import PeakMemory
 from .modelcard import model_card
 from .planning import complete_plan, examples_seen
 from .plugins import Registry, get_registry
-from .prepare import finish_examples, protected_paths, resolve_model
-from .progress import RunReporter, remove_empty_dirs, summarise
-from .redact import redact
+from .prepare import check_model_source, finish_examples, protected_paths, resolve_model
+from .progress import RunReporter, note, remove_empty_dirs, summarise
+from .redact import redact, scrub_text
 from .result import TrainResult
 from .rewards import check_rewards
+from .signals import interrupt_on_signals, interrupted_by
 from .spec import Spec, load_spec
 from .support import Difference, adapt_to_backend
 from .versions import versions
 
 ProgressCallback = Callable[[int, int | None, dict], None]
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)  # a backend's OSError that means "disk"
 
 
-def prepare_output_dir(output_dir: Path, overwrite: bool, protect: list[Path] | None = None) -> None:
-    """Create ``output_dir``; refuse a non-empty one unless ``overwrite`` (then empty it first)."""
+def prepare_output_dir(output_dir: Path, overwrite: bool, protect: list[Path] | None = None) -> OutputLock:
+    """Create ``output_dir`` and lock it for this run (see tunebridge.lock); refuse a non-empty one unless
+    ``overwrite`` (then empty it first, the lock kept). Returns the held lock: release it when the run ends."""
+    output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputExistsError(f"output path {output_dir} exists and is not a folder")
-    if output_dir.is_dir() and any(output_dir.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(
-                f"output folder {output_dir} is not empty; pass --overwrite (Python: overwrite=True) "
-                "to replace its contents, or choose another folder"
-            )
-        resolved = output_dir.resolve()
-        for p in protect or []:
-            p = p.resolve()
-            if p == resolved or resolved in p.parents or (p.is_dir() and p in resolved.parents):
-                raise OutputExistsError(f"refusing to overwrite {output_dir}: it holds (or is inside) {p}")
-        if resolved == Path.home().resolve() or resolved == Path(resolved.anchor) or resolved == Path.cwd().resolve():
-            raise OutputExistsError(f"refusing to overwrite {output_dir}: choose a dedicated output folder")
-        shutil.rmtree(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    if output_dir.is_dir():  # refuse before writing anything into the folder
+        info = holder(output_dir)
+        if info is not None:
+            raise in_use(output_dir, info)
+        if any(p.name != LOCK_NAME for p in output_dir.iterdir()):
+            _check_overwrite(output_dir, overwrite, protect or [])
+    created = not output_dir.exists()
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TunebridgeError(f"cannot create output folder {output_dir}: {exc.strerror or exc}") from None
+    try:
+        lock = OutputLock(output_dir).acquire()
+    except BaseException:
+        if created:
+            _remove_quietly(output_dir)
+        raise
+    try:
+        check_not_in_use(output_dir)
+        contents = [p for p in output_dir.iterdir() if p.name != LOCK_NAME]
+        if contents:
+            _check_overwrite(output_dir, overwrite, protect or [])
+            for item in contents:
+                try:
+                    shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+                except OSError as exc:
+                    raise TunebridgeError(f"cannot empty output folder {output_dir}: cannot delete {item}: "
+                                          f"{exc.strerror or exc}") from None
+    except BaseException:
+        lock.release()
+        if created:
+            _remove_quietly(output_dir)
+        raise
+    return lock
+
+
+def _remove_quietly(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def _check_overwrite(output_dir: Path, overwrite: bool, protect: list[Path]) -> None:
+    if not overwrite:
+        raise OutputExistsError(
+            f"output folder {output_dir} is not empty; pass --overwrite (Python: overwrite=True) "
+            "to replace its contents, or choose another folder"
+        )
+    resolved = output_dir.resolve()
+    for p in protect:
+        p = p.resolve()
+        if p == resolved or resolved in p.parents or (p.is_dir() and p in resolved.parents):
+            raise OutputExistsError(f"refusing to overwrite {output_dir}: it holds (or is inside) {p}")
+    if resolved == Path.home().resolve() or resolved == Path(resolved.anchor) or resolved == Path.cwd().resolve():
+        raise OutputExistsError(f"refusing to overwrite {output_dir}: choose a dedicated output folder")
 
 
 def run_warnings(spec: Spec, records: list[dict[str, Any]]) -> list[str]:
@@ -85,6 +132,7 @@ class Run:
         self.registry = registry or get_registry()
         self.backend: Backend = isolate_if_configured(self.registry.get(self.spec.backend), self.spec)
         self._prepared: tuple[Path, Path, Examples] | None = None
+        self.notes: list[str] = []  # said on stderr and kept in run.json (a stale lock taken over, a cache rebuilt)
 
     def _protected_paths(self) -> list[Path]:
         return protected_paths(self.spec)
@@ -99,15 +147,9 @@ class Run:
         self.backend.check_spec(self.spec)
 
     def check_model_source(self) -> None:
-        """A model path written as a local path must exist (anything else is looked up as a hub id)."""
-        for field in ("path", "tokenizer"):
-            value = getattr(self.spec.model, field)
-            if not value:
-                continue
-            local = self.spec.resolve_path(value)
-            looks_local = value.startswith((".", "/", "~")) or value.count("/") > 1 or "\\" in value
-            if looks_local and not local.exists():
-                raise SpecError([(f"model.{field}", f"no such folder: {local}")], self.spec.source)
+        """A model path written as a local path must exist (anything else is looked up as a hub id), and a local
+        folder must hold a model (config.json) or a tokenizer."""
+        check_model_source(self.spec)
 
     def validate(self) -> Examples:
         """Check spec, backend capabilities and data, without importing torch. Returns the rendered examples."""
@@ -153,7 +195,14 @@ class Run:
         names = ("torch", "transformers", "tokenizers", *getattr(self.backend, "packages", ()))
         return {**versions(*dict.fromkeys(names)), **theirs}
 
+    def _failure(self, exc: BaseException) -> str:
+        if isinstance(exc, TunebridgeError):
+            return scrub_text(str(exc).split("\n(what the run wrote")[0])
+        return scrub_text(f"training on {self.backend.name!r} failed: {type(exc).__name__}: {exc}")
+
     def _record(self, status: str, started: float, examples: Examples, **extra: Any) -> dict[str, Any]:
+        if self.notes:
+            extra = {"notes": list(self.notes), **extra}
         record = {
             "status": status,
             "backend": self.backend.name,
@@ -174,7 +223,7 @@ class Run:
         """The resolved model and tokenizer folders and the final examples (chat rendered, length rules applied);
         computed once per Run."""
         if self._prepared is None:
-            model_path, tokenizer_path = resolve_model(self.spec, examples, self.preparing)
+            model_path, tokenizer_path = resolve_model(self.spec, examples, self.preparing, self.notes)
             self._prepared = (model_path, tokenizer_path,
                               finish_examples(self.spec, examples, tokenizer_path, self.preparing))
         return self._prepared
@@ -214,24 +263,46 @@ class Run:
         examples = self.validate()
         _, _, examples = self.prepared(examples)
         self._plan(examples)  # mapping problems surface before the folder is touched
-        prepare_output_dir(out, overwrite, protect=self._protected_paths())
-        job = self._prepare(out, RunReporter(out / "metrics.jsonl"), examples)
-        return self.backend.export(self.spec, job.examples, out, model_path=job.model_path)
+        with interrupt_on_signals(), prepare_output_dir(out, overwrite, protect=self._protected_paths()) as lock:
+            self._say_lock_note(lock)
+            job = self._prepare(out, RunReporter(out / "metrics.jsonl"), examples)
+            try:
+                return self.backend.export(self.spec, job.examples, out, model_path=job.model_path)
+            except OSError as exc:
+                raise WriteError(exc.filename or out, exc, folder_contents(out)) from None
+
+    def _say_lock_note(self, lock: OutputLock) -> None:
+        if lock.note:
+            self.notes.append(lock.note)
+            note(lock.note)
 
     def train(self, output_dir: str | Path, overwrite: bool = False,
               progress: ProgressCallback | None = None, preparing: Preparing | None = None) -> TrainResult:
         """Train and write ``output_dir`` (model/, run.json, metrics.jsonl, README.md).
 
         ``progress(step, total, record)`` hears each logged step; ``preparing`` (see ``Run``) the data preparation.
+        The folder is locked for the run's life (a second run into it is refused); SIGTERM and SIGHUP stop the
+        run like Ctrl-C (``KeyboardInterrupt``; run.json says ``interrupted``, naming the signal).
         """
         out = Path(output_dir)
         if preparing is not None:
             self.preparing = preparing
-        self._require_ready()
-        examples = self.validate()
-        _, _, examples = self.prepared(examples)
-        plan = self._plan(examples)
-        prepare_output_dir(out, overwrite, protect=self._protected_paths())
+        with interrupt_on_signals():
+            self._require_ready()
+            examples = self.validate()
+            _, _, examples = self.prepared(examples)
+            plan = self._plan(examples)
+            with prepare_output_dir(out, overwrite, protect=self._protected_paths()) as lock:
+                self._say_lock_note(lock)
+                return self._train(out, examples, plan, progress)
+
+    def _write(self, path: Path, text: str) -> None:
+        try:
+            write_atomic(path, text)
+        except WriteError as exc:
+            raise exc.with_kept(folder_contents(path.parent)) from None
+
+    def _train(self, out: Path, examples: Examples, plan: Plan, progress: ProgressCallback | None) -> TrainResult:
         started = time.monotonic()
         run_json = out / "run.json"
         reporter = RunReporter(out / "metrics.jsonl", progress)
@@ -239,8 +310,8 @@ class Run:
         peak = PeakMemory()
         try:
             job = self._prepare(out, reporter, examples, plan)
-            run_json.write_text(json.dumps(self._record("running", started, examples, plan=planned,
-                                                        native_config=plan.native_config), indent=2))
+            self._write(run_json, json.dumps(self._record("running", started, examples, plan=planned,
+                                                          native_config=plan.native_config), indent=2, default=str))
             with peak:
                 output = self.backend.train(job)
             if output.global_step < 1:
@@ -250,18 +321,29 @@ class Run:
             except ValueError as exc:
                 raise TunebridgeError(str(exc)) from None
             remove_empty_dirs(job.work_dir)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             stopped = self._record("interrupted", started, examples, plan=planned,
-                                   native_config=redact(plan.native_config), error="interrupted by the user")
-            run_json.write_text(json.dumps(stopped, indent=2, default=str))
+                                   native_config=redact(plan.native_config),
+                                   error=f"interrupted by {interrupted_by(exc)}")
+            with contextlib.suppress(WriteError):  # the interrupt is what the caller must hear about
+                self._write(run_json, json.dumps(stopped, indent=2, default=str))
             raise
         except Exception as exc:
+            if isinstance(exc, OSError) and exc.filename and exc.errno in WRITE_ERRNOS:
+                exc = WriteError(exc.filename, exc)  # a full disk or read-only folder under the backend
+            message = scrub_text(f"{type(exc).__name__}: {exc}")
             failed = self._record("failed", started, examples, plan=planned, native_config=redact(plan.native_config),
-                                  error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=20))
-            run_json.write_text(json.dumps(failed, indent=2, default=str))
-            if isinstance(exc, TunebridgeError) and not isinstance(exc, RunFailed):
-                raise RunFailed(str(exc), str(out)) from exc
-            raise RunFailed(f"training on {self.backend.name!r} failed: {type(exc).__name__}: {exc}", str(out)) from exc
+                                  error=message, traceback=scrub_text(traceback.format_exc(limit=20)))
+            try:
+                self._write(run_json, json.dumps(failed, indent=2, default=str))
+            except WriteError as write_error:
+                if exc is write_error or (isinstance(exc, WriteError) and exc.path == write_error.path):
+                    raise write_error from None
+                raise RunFailed(f"{self._failure(exc)}\nand the failure could not be recorded: {write_error}",
+                                str(out)) from exc
+            if isinstance(exc, WriteError):
+                raise exc.with_kept(folder_contents(out)) from None
+            raise RunFailed(self._failure(exc), str(out)) from exc
         warnings = [*examples.report.get("warnings", []), *run_warnings(self.spec, reporter.records)]
         if plan.optimizer_steps is not None and plan.optimizer_steps != output.global_step:
             warnings.append(f"the plan predicted {plan.optimizer_steps} optimizer steps; backend "
@@ -274,8 +356,8 @@ class Run:
             global_step=output.global_step, examples_seen=seen, tokens_seen=tokens, peak_memory_mb=peak.mb,
             unhonoured=plan.unhonoured, model_dir="model", base_model=str(job.model_path),
         )
-        run_json.write_text(json.dumps(record, indent=2, default=str))
-        (out / "README.md").write_text(model_card(record))
+        self._write(run_json, json.dumps(record, indent=2, default=str))
+        self._write(out / "README.md", model_card(record))
         return TrainResult(
             backend=self.backend.name, output_dir=out, model_dir=job.model_dir, metrics=output.metrics,
             log_history=reporter.records, native_config=record["native_config"], versions=record["versions"],

@@ -52,6 +52,45 @@ class ModelSpec(_Strict):
         return f"builtin:{self.builtin}" if self.builtin else str(self.path)
 
 
+def format_string_problem(fmt: str) -> str | None:
+    """What is wrong with a template format string (a lone brace, a placeholder that is not a column name), with
+    its position (counting from 1); None when it is fine. Literal braces are written doubled: ``{{`` and ``}}``."""
+    i = 0
+    while i < len(fmt):
+        char = fmt[i]
+        if fmt.startswith(("{{", "}}"), i):
+            i += 2
+            continue
+        if char == "}":
+            return (f"lone '}}' at position {i + 1} (near {_near(fmt, i)}): write '}}}}' for a literal brace, or "
+                    "open the placeholder with '{'")
+        if char == "{":
+            close, reopen = fmt.find("}", i + 1), fmt.find("{", i + 1)
+            if close == -1 or (reopen != -1 and reopen < close):
+                return (f"lone '{{' at position {i + 1} (near {_near(fmt, i)}): write '{{{{' for a literal brace, "
+                        "or close the placeholder with '}'")
+            field = fmt[i + 1:close]
+            head, _, spec = field.partition(":")
+            name, bang, conversion = head.partition("!")
+            if not name.strip() or name.isdigit() or "." in name or "[" in name:
+                return (f"placeholder {{{field}}} at position {i + 1} is not a column name: write {{column}} (literal "
+                        "braces are written '{{' and '}}')")
+            try:
+                if bang and conversion not in ("r", "s", "a"):
+                    raise ValueError(f"unknown conversion '!{conversion}'")
+                format("", spec)  # the values are text: a spec text cannot take (e.g. ':d') fails every row
+            except ValueError as exc:
+                return f"placeholder {{{field}}} at position {i + 1}: {exc}"
+            i = close + 1
+            continue
+        i += 1
+    return None
+
+
+def _near(fmt: str, i: int) -> str:
+    return repr(fmt[max(0, i - 15):i + 15])
+
+
 class DataSpec(_Strict):
     """The training data and how each row becomes a training example."""
 
@@ -78,6 +117,15 @@ class DataSpec(_Strict):
     argilla: ArgillaSpec | None = Field(
         None, description="Annotated Argilla records (1.x or 2.x): a recipe turns them into rows (see docs/data.md)."
     )
+
+    @field_validator("prompt", "completion", "chosen", "rejected", "text")
+    @classmethod
+    def _format_string(cls, value: str | None) -> str | None:
+        if value is not None:
+            problem = format_string_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _one_template(self) -> DataSpec:
@@ -399,9 +447,21 @@ def load_spec(source: str | Path | dict[str, Any] | Spec) -> Spec:
     if isinstance(source, dict):
         return parse_spec(source)
     path = Path(source)
+    if path.is_dir():
+        raise SpecError([("(file)", f"{path} is a folder, not a spec file (.yaml, .yml or .json)")], str(path))
     if not path.is_file():
         raise SpecError([("(file)", f"no such spec file: {path}")], str(path))
-    text = path.read_text(encoding="utf-8")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError([("(file)", f"cannot read {path}: {exc.strerror or exc}")], str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SpecError([("(file)", f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start} (line "
+                          f"{line}) cannot be decoded; save the spec as UTF-8 (a binary file is not a spec)")],
+                        str(path)) from None
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)

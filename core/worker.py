@@ -65,7 +65,9 @@ def run(folder: Path) -> int:
     except BaseException as exc:  # KeyboardInterrupt too: the parent must learn what happened
         result = {"ok": False, "error": {"type": type(exc).__name__, "message": str(exc),
                                          "traceback": traceback.format_exc(limit=30)}}
-    result_path.write_text(json.dumps(result, default=str))
+    from .files import write_atomic
+
+    write_atomic(result_path, json.dumps(result, default=str), mode=0o600)
     return 0 if result["ok"] else 1
 
 

@@ -51,14 +51,13 @@ def test_validate_unsupported_feature_on_a_backend(repo, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "adapted sft.completion_only_loss: default true, false here" in proc.stdout
     # ... while a setting the user wrote is refused, naming the backends that can.
-    strict = tmp_path / "strict.yaml"
-    strict.write_text((repo / "examples" / "sft-tiny.yaml").read_text().replace(
-        "data/everyday-instructions.jsonl", str(repo / "examples" / "data" / "everyday-instructions.jsonl"))
-        + "sft: {completion_only_loss: true}\n")
-    proc = tb("validate", strict, "--backend", "autotrain")
+    spec = tmp_path / "sft.yaml"
+    text = (repo / "examples" / "sft-tiny.yaml").read_text().replace("path: data/", f"path: {repo}/examples/data/")
+    spec.write_text(text + "sft: {completion_only_loss: true}\n")
+    proc = tb("validate", spec, "--backend", "autotrain")
     assert proc.returncode == 1
     assert "backend 'autotrain' does not support completion-only loss" in proc.stderr and "trl" in proc.stderr
-    proc = tb("validate", repo / "examples" / "sft-tiny.yaml", "--backend", "nope")
+    proc = tb("validate", spec, "--backend", "nope")
     assert proc.returncode == 1 and "no backend named 'nope'" in proc.stderr
 
 

@@ -201,7 +201,7 @@ def test_an_interrupted_compare_still_writes_its_record(spec_file, tmp_path, use
     assert [(b["name"], b["status"]) for b in record["backends"]] == [
         ("fake", "completed"), ("failing", "failed"), ("packer", "skipped")]
     assert record["backends"][1]["reason"] == "interrupted by the user" and (out / "report.html").is_file()
-    assert "interrupted; what was written is kept in" in capsys.readouterr().err
+    assert "interrupted by the user; what was written is kept in" in capsys.readouterr().err
 
 
 class RLBackend(fake_backend.FakeBackend):
@@ -320,3 +320,21 @@ def test_a_compare_on_trl_and_autotrain(tmp_path, autotrain_python, trl_availabl
     for b in by_name.values():  # each backend made the steps its plan predicted
         run = json.loads((tmp_path / "out" / b["name"] / "run.json").read_text())
         assert b["steps"] == run["plan"]["optimizer_steps"]
+
+
+def test_a_compare_locks_its_folder_and_each_backend_folder(spec_file, tmp_path, use_registry, monkeypatch):
+    from tunebridge.lock import LOCK_NAME, OutputInUse, OutputLock
+
+    out = tmp_path / "out"
+    seen = []
+    original = fake_backend.FakeBackend.train
+
+    def train(self, job):
+        seen.append(sorted(p.name for p in (out, job.output_dir) if (p / LOCK_NAME).is_file()))
+        with pytest.raises(OutputInUse):  # the compare's own folder is taken while its backends train
+            OutputLock(out).acquire()
+        return original(self, job)
+
+    monkeypatch.setattr(fake_backend.FakeBackend, "train", train)
+    assert cli.main(["compare", str(spec_file), "--backends", "fake", "--output", str(out)]) == 0
+    assert seen == [["fake", "out"]] and not list(out.rglob(LOCK_NAME))

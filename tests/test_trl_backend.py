@@ -145,6 +145,9 @@ def test_a_missing_local_model_is_a_spec_error_before_anything_is_written(data, 
 def test_a_folder_without_a_tokenizer_is_a_spec_error_before_anything_is_written(data, tmp_path):
     not_a_model = tmp_path / "empty-model"
     not_a_model.mkdir()
+    with pytest.raises(tb.SpecError, match="model.path: .*empty-model is not a model folder \\(it has no config.json"):
+        Run(make(data, model={"path": str(not_a_model)})).validate()
+    (not_a_model / "config.json").write_text("{}")  # a model folder without tokenizer files
     with pytest.raises(tb.SpecError, match="model.path: cannot load a tokenizer from"):
         Run(make(data, model={"path": str(not_a_model)})).train(tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -156,10 +159,10 @@ def test_a_crash_inside_trl_leaves_a_failed_run_record(data, tmp_path):
     from tunebridge.builtin_models import build_builtin
 
     built = build_builtin("tiny-llama", ["some words to train a tokenizer on"] * 8, seed=0)
-    not_a_model = tmp_path / "tokenizer-only"  # a tokenizer loads, the weights do not exist
+    not_a_model = tmp_path / "no-weights"  # the config and the tokenizer load, the weights do not exist
     not_a_model.mkdir()
     for item in built.iterdir():
-        if item.name.startswith(("tokenizer", "special_tokens")):
+        if item.name.startswith(("tokenizer", "special_tokens", "config.json")):
             shutil.copy(item, not_a_model / item.name)
     with pytest.raises(tb.RunFailed) as info:
         Run(make(data, model={"path": str(not_a_model)})).train(tmp_path / "out")

@@ -47,11 +47,18 @@ class TRLBackend(Backend):
         return BackendStatus("ready", "", found)
 
     def check_spec(self, spec: Spec) -> None:
-        """GRPO/RLOO batches count completions: they must split into groups of num_generations."""
+        """No secret in backend_options.trl but hub_token; GRPO/RLOO batches must split into num_generations groups."""
         from tunebridge.errors import SpecError
+        from tunebridge.isolation import native_options
+        from tunebridge.redact import is_secret_key
 
         from .config import generation_batch_problem
 
+        for key in native_options(spec, "trl"):
+            if is_secret_key(key) and key != "hub_token":
+                raise SpecError([(f"backend_options.trl.{key}", "looks like a secret: TRL would keep it in every "
+                                  "checkpoint (training_args.bin); set it in the environment instead (hub_token is "
+                                  "the one secret taken here, passed to TRL as HF_TOKEN)")], spec.source)
         if spec.task == "rl":
             problem = generation_batch_problem(spec)
             if problem:
@@ -65,6 +72,7 @@ class TRLBackend(Backend):
         from .rows import plan_counts
 
         native, unhonoured, notes = native_config(spec, examples, Path("<output>") / "work", _has_cuda())
+        check_overrides(spec, native)
         return Plan(self.name, native, unhonoured, notes, **plan_counts(spec, examples))
 
     def train(self, job: TrainingJob) -> BackendOutput:
@@ -78,6 +86,57 @@ class TRLBackend(Backend):
         from .runner import first_batch
 
         return first_batch(job, cuda=_has_cuda())
+
+
+def check_overrides(spec: Spec, native: dict) -> None:
+    """``backend_options.trl`` settings TRL's config class does not take, or whose values it refuses, are a SpecError
+    at plan time (before any run folder exists), not a TypeError in the middle of a run. Checked only when TRL runs
+    in this interpreter (another one may hold another TRL) and the spec sets any option."""
+    import dataclasses
+    import difflib
+
+    from tunebridge.errors import SpecError
+    from tunebridge.isolation import interpreter_for, native_options
+    from tunebridge.redact import is_secret_key
+
+    options = [k for k in native_options(spec, "trl") if not is_secret_key(k)]
+    if not options or interpreter_for(spec, "trl") or find_spec("trl") is None:
+        return
+    import trl
+
+    config_key = next(k for k in native if k.endswith("Config") and k != "peft.LoraConfig")
+    config_class = getattr(trl, config_key)
+    fields = [f.name for f in dataclasses.fields(config_class)]
+    unknown = [k for k in options if k not in fields]
+    if unknown:
+        problems = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append((f"backend_options.trl.{key}", f"trl.{config_key} has no setting {key!r}{hint}"))
+        raise SpecError(problems, spec.source)
+    defaults = {f.name: f.default for f in dataclasses.fields(config_class)}
+    wrong = []
+    for key in options:  # a number where TRL's default is a number, a flag where it is a flag
+        default, value = defaults.get(key), native_options(spec, "trl")[key]
+        if isinstance(default, bool):
+            fits = isinstance(value, bool)
+        elif isinstance(default, int | float):
+            fits = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            continue
+        if not fits:
+            wrong.append((f"backend_options.trl.{key}", f"expected {type(default).__name__} (TRL's default is "
+                          f"{default!r}), got {type(value).__name__} {value!r}"))
+    if wrong:
+        raise SpecError(wrong, spec.source)
+    args = {k: v for k, v in native[config_key].items() if not is_secret_key(k)}
+    try:
+        config_class(**args)
+    except Exception as exc:  # TrainingArguments checks values in __post_init__ (ValueError, TypeError, ...)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise SpecError([("backend_options.trl", f"trl.{config_key} refuses these settings "
+                          f"({', '.join(options)}): {type(exc).__name__}: {first}")], spec.source) from None
 
 
 def _has_cuda() -> bool:

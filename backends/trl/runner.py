@@ -5,7 +5,10 @@ Imported only when a TRL run starts (it imports torch, transformers, datasets an
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from collections.abc import Iterator
 from typing import Any
 
 from datasets import Dataset
@@ -15,12 +18,15 @@ from transformers.utils import logging as hf_logging
 
 from tunebridge.backend import BackendOutput, TrainingJob
 from tunebridge.hf_compat import make_tokenizer_portable
+from tunebridge.isolation import native_options
+from tunebridge.redact import is_secret_key, redact
 
 from .config import algorithm_of, lora_kwargs, native_config
 
 SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss")
 DROPPED_KEYS = ("total_flos",)
 # TRL metric names -> tunebridge's neutral names (the rest pass through unchanged).
+HUB_TOKEN, TOKEN_ENV = "hub_token", "HF_TOKEN"  # the one secret TrainingArguments take, and where hub reads it
 RENAMES = {"reward": "reward_mean", "eval_reward": "eval_reward_mean"}
 
 
@@ -59,8 +65,34 @@ def _quiet_libraries() -> None:
     disable_datasets_progress()
 
 
+@contextlib.contextmanager
+def secrets_in_environment(config: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """``config`` without its secrets, which go where the framework reads them: ``hub_token`` -> ``HF_TOKEN``.
+
+    The trainer pickles its arguments into every checkpoint (training_args.bin): a token there would sit in the run
+    folder in plain text. For the trainer's lifetime the token is in the environment instead, then restored.
+    """
+    clean = {k: v for k, v in config.items() if not is_secret_key(k)}
+    token = config.get(HUB_TOKEN)
+    if not token:
+        yield clean
+        return
+    before = os.environ.get(TOKEN_ENV)
+    os.environ[TOKEN_ENV] = str(token)
+    try:
+        yield clean
+    finally:
+        if before is None:
+            os.environ.pop(TOKEN_ENV, None)
+        else:
+            os.environ[TOKEN_ENV] = before
+
+
 def build_trainer(job: TrainingJob, cuda: bool = False) -> tuple[Any, dict[str, Any], _ReportToTunebridge]:
-    """The TRL trainer for the job's task, the native config it runs, and the reporting callback."""
+    """The TRL trainer for the job's task, the native config it runs, and the reporting callback.
+
+    Call it inside ``secrets_in_environment`` (train and first_batch do): the config objects hold no secret.
+    """
     _quiet_libraries()
     # A fresh head (reward models) is drawn from torch's global generator before the Trainer seeds it: seed now,
     # so that the weights do not depend on what else ran in this process (a builtin model built or not).
@@ -69,6 +101,8 @@ def build_trainer(job: TrainingJob, cuda: bool = False) -> tuple[Any, dict[str, 
     set_seed(job.spec.training.seed)
     algorithm = algorithm_of(job.spec)
     native, _, _ = native_config(job.spec, job.examples, job.work_dir, cuda)
+    config_key = next(k for k in native if k.endswith("Config") and k != "peft.LoraConfig")
+    args = {k: v for k, v in native[config_key].items() if not is_secret_key(k)}
     tokenizer = AutoTokenizer.from_pretrained(str(job.tokenizer_path))
     peft_config = None
     lora = lora_kwargs(job.spec)
@@ -82,16 +116,16 @@ def build_trainer(job: TrainingJob, cuda: bool = False) -> tuple[Any, dict[str, 
     if algorithm == "sft":
         from trl import SFTConfig, SFTTrainer
 
-        args = SFTConfig(**native["SFTConfig"])
-        train, held_out = _sft_datasets(job, tokenizer, args)
-        trainer = SFTTrainer(args=args, train_dataset=train, eval_dataset=held_out, **common)
-        return _finish(trainer, native, callback)
+        config = SFTConfig(**args)
+        train, held_out = _sft_datasets(job, tokenizer, config)
+        trainer = SFTTrainer(args=config, train_dataset=train, eval_dataset=held_out, **common)
+        return _finish(trainer, native, callback, config_key)
     common["train_dataset"] = Dataset.from_list(job.examples.train)
     held_out = Dataset.from_list(job.examples.eval) if job.examples.eval and job.spec.task != "rl" else None
     if algorithm == "reward":
         from trl import RewardConfig, RewardTrainer
 
-        trainer = RewardTrainer(args=RewardConfig(**native["RewardConfig"]), eval_dataset=held_out, **common)
+        trainer = RewardTrainer(args=RewardConfig(**args), eval_dataset=held_out, **common)
     else:
         from .rewards import trl_reward_funcs
 
@@ -99,12 +133,12 @@ def build_trainer(job: TrainingJob, cuda: bool = False) -> tuple[Any, dict[str, 
         if algorithm == "grpo":
             from trl import GRPOConfig, GRPOTrainer
 
-            trainer = GRPOTrainer(args=GRPOConfig(**native["GRPOConfig"]), reward_funcs=reward_funcs, **common)
+            trainer = GRPOTrainer(args=GRPOConfig(**args), reward_funcs=reward_funcs, **common)
         else:
             from trl import RLOOConfig, RLOOTrainer
 
-            trainer = RLOOTrainer(args=RLOOConfig(**native["RLOOConfig"]), reward_funcs=reward_funcs, **common)
-    return _finish(trainer, native, callback)
+            trainer = RLOOTrainer(args=RLOOConfig(**args), reward_funcs=reward_funcs, **common)
+    return _finish(trainer, native, callback, config_key)
 
 
 def _sft_datasets(job: TrainingJob, tokenizer: Any, args: Any) -> tuple[Any, Any]:
@@ -120,22 +154,28 @@ def _sft_datasets(job: TrainingJob, tokenizer: Any, args: Any) -> tuple[Any, Any
     return train, held_out
 
 
-def _finish(trainer: Any, native: dict[str, Any], callback: _ReportToTunebridge) -> tuple[Any, dict, Any]:
+def _finish(trainer: Any, native: dict[str, Any], callback: _ReportToTunebridge,
+            config_key: str) -> tuple[Any, dict, Any]:
     trainer.remove_callback(PrinterCallback)  # the reporter shows progress instead of printed dicts
-    config_key = next(k for k in native if k.endswith("Config") and k != "peft.LoraConfig")
     native[config_key] = {**native[config_key], "output_dir": "work/checkpoints (in the output folder)"}
-    return trainer, native, callback
+    return trainer, redact(native), callback
 
 
 def first_batch(job: TrainingJob, cuda: bool = False) -> dict[str, list[list[int]]]:
     """The first batch the trainer would train on: input_ids and labels as lists (SFT)."""
-    trainer, _, _ = build_trainer(job, cuda)
-    batch = next(iter(trainer.get_train_dataloader()))
+    with secrets_in_environment(native_options(job.spec, "trl")):
+        trainer, _, _ = build_trainer(job, cuda)
+        batch = next(iter(trainer.get_train_dataloader()))
     return {"input_ids": batch["input_ids"].tolist(), "labels": batch["labels"].tolist()}
 
 
 def train(job: TrainingJob, cuda: bool = False) -> BackendOutput:
     """Train, evaluate on the held-out split if any, save model + tokenizer to job.model_dir."""
+    with secrets_in_environment(native_options(job.spec, "trl")):
+        return _train(job, cuda)
+
+
+def _train(job: TrainingJob, cuda: bool) -> BackendOutput:
     trainer, native, callback = build_trainer(job, cuda)
     # Packing turns examples into fewer, longer rows: only an unpacked dataset's shrinking is a drop.
     packed = job.spec.task == "sft" and job.spec.sft.packing

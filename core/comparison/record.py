@@ -138,7 +138,12 @@ def summary_table(record: dict[str, Any]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
     for b in record["backends"]:
         if b["status"] != "completed" and b.get("reason"):
-            lines.append(f"{b['name']} {b['status']}: {b['reason'].splitlines()[0]}")
+            lines.append(f"{b['name']} {b['status']}: {one_line(b['reason'])}")
         elif b.get("eval_error"):
             lines.append(f"{b['name']}: no neutral evaluation: {b['eval_error']}")
     return "\n".join(lines)
+
+
+def one_line(text: str) -> str:
+    """A multi-line reason (``invalid spec in s.yaml:`` + its problems) on one line."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())

@@ -14,8 +14,11 @@ from ..errors import (
     RunFailed,
     TunebridgeError,
 )
+from ..files import WriteError, write_atomic, write_json
+from ..progress import note
+from ..signals import interrupt_on_signals, interrupted_by
 from .differences import build_differences
-from .record import backend_record, summary_table
+from .record import backend_record, one_line, summary_table
 
 COMPARE_EVAL_FRACTION = 0.1
 AVAILABLE = "available"
@@ -104,7 +107,7 @@ def compare(spec: Any, backends: str | list[str], output_dir: str | Path, overwr
     """
     from ..examples import prepare_examples
     from ..plugins import get_registry
-    from ..prepare import protected_paths, resolve_model
+    from ..prepare import check_model_source, protected_paths, resolve_model
     from ..progress import ProgressLine
     from ..redact import redact
     from ..rewards import check_rewards
@@ -117,101 +120,106 @@ def compare(spec: Any, backends: str | list[str], output_dir: str | Path, overwr
     registry = registry or get_registry()
     names = resolve_backends(parse_backends(backends), spec, registry)
     used, held_out_by = held_out_spec(spec)
+    check_model_source(used)
     examples = prepare_examples(used)  # a data error stops the whole compare: every backend reads this data
     if used.task == "rl":
         check_rewards(used)
     out = Path(output_dir)
-    prepare_output_dir(out, overwrite, protect=protected_paths(spec))
-
-    model_path, tokenizer_path = resolve_model(used, examples)
     from ..evaluation import evaluate_model, finish_eval_examples
 
+    # The baseline model and the held-out examples, before the output folder exists (a bad model is a clear error).
+    model_path, tokenizer_path = resolve_model(used, examples)
     eval_examples = finish_eval_examples(used, examples, tokenizer_path)
-    with (out / "eval.jsonl").open("w", encoding="utf-8") as fh:
-        for ex in eval_examples:
-            fh.write(json.dumps(ex, ensure_ascii=False, default=str) + "\n")
-    spec_dict = redact(used.to_dict())
-    record: dict[str, Any] = {
-        "spec": spec_dict,
-        "spec_source": spec.source,
-        "spec_base_dir": str(spec.base_dir),
-        "requested_backends": names,
-        "eval": {"examples": len(eval_examples), "held_out_by": held_out_by, "fraction": used.data.eval_fraction,
-                 "file": "eval.jsonl"},
-        "base_model": str(model_path),
-        "baseline": None,
-        "backends": [],
-        "differences": {},
-        "all_completed": False,
-    }
+    with interrupt_on_signals(), prepare_output_dir(out, overwrite, protect=protected_paths(spec)) as lock:
+        if lock.note:
+            note(lock.note)
+        write_atomic(out / "eval.jsonl", "".join(json.dumps(ex, ensure_ascii=False, default=str) + "\n"
+                                                 for ex in eval_examples))
+        spec_dict = redact(used.to_dict())
+        record: dict[str, Any] = {
+            "spec": spec_dict,
+            "spec_source": spec.source,
+            "spec_base_dir": str(spec.base_dir),
+            "requested_backends": names,
+            "eval": {"examples": len(eval_examples), "held_out_by": held_out_by, "fraction": used.data.eval_fraction,
+                     "file": "eval.jsonl"},
+            "base_model": str(model_path),
+            "baseline": None,
+            "backends": [],
+            "differences": {},
+            "all_completed": False,
+        }
 
-    def evaluate_into(row: dict[str, Any], model_dir: Path, tok: Path | None = None) -> None:
-        try:
-            row["eval"] = evaluate_model(used, model_dir, eval_examples, tokenizer_dir=tok)
-        except Exception as exc:  # an unloadable model is recorded, the compare goes on
-            row["eval"], row["eval_error"] = None, _reason(exc)
+        def evaluate_into(row: dict[str, Any], model_dir: Path, tok: Path | None = None) -> None:
+            try:
+                row["eval"] = evaluate_model(used, model_dir, eval_examples, tokenizer_dir=tok)
+            except Exception as exc:  # an unloadable model is recorded, the compare goes on
+                row["eval"], row["eval_error"] = None, _reason(exc)
 
-    _say(stream, f"compare: task {used.task} on {', '.join(names)} -> {out} "
-                 f"({len(eval_examples)} held-out examples, held out by {held_out_by})")
-    baseline: dict[str, Any] = {}
-    evaluate_into(baseline, model_path, tokenizer_path)
-    record["baseline"] = baseline["eval"]
-    if "eval_error" in baseline:
-        record["baseline_error"] = baseline["eval_error"]
-    run_records: dict[str, dict[str, Any]] = {}
-    interrupted = False
-    for i, name in enumerate(names, 1):
+        _say(stream, f"compare: task {used.task} on {', '.join(names)} -> {out} "
+                     f"({len(eval_examples)} held-out examples, held out by {held_out_by})")
+        baseline: dict[str, Any] = {}
+        evaluate_into(baseline, model_path, tokenizer_path)
+        record["baseline"] = baseline["eval"]
+        if "eval_error" in baseline:
+            record["baseline_error"] = baseline["eval_error"]
+        run_records: dict[str, dict[str, Any]] = {}
+        interrupted: KeyboardInterrupt | None = None
+        for i, name in enumerate(names, 1):
+            if interrupted:
+                record["backends"].append(backend_record(name, "skipped", "not run: the compare was interrupted", None,
+                                                         spec_dict, out))
+                continue
+            run_dir = out / name
+            _say(stream, f"[{i}/{len(names)}] {name}: training ...")
+            line = ProgressLine(stream) if stream is not None else None
+            status, reason = "completed", ""
+            try:
+                Run(used, backend=name, registry=registry).train(run_dir, progress=line.update if line else None)
+            except (BackendNotFound, BackendUnavailable) as exc:
+                status, reason = "skipped", _reason(exc)
+            except KeyboardInterrupt as exc:
+                status, reason, interrupted = "failed", f"interrupted by {interrupted_by(exc)}", exc
+            except Exception as exc:
+                status, reason = "failed", _reason(exc)
+            finally:
+                if line:
+                    line.close()
+            row = backend_record(name, status, reason, run_dir if run_dir.is_dir() else None, spec_dict, out)
+            if status == "completed":
+                run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+                run_records[name] = run
+                _say(stream, f"[{i}/{len(names)}] {name}: evaluating ...")
+                evaluate_into(row, run_dir / (run.get("model_dir") or "model"))
+            record["backends"].append(row)
+            _say(stream, f"[{i}/{len(names)}] {name}: {status}" + (f": {one_line(reason)}" if reason else ""))
+        record["differences"] = build_differences(run_records)
+        started_from = {name: run.get("base_model") for name, run in run_records.items() if run.get("base_model")}
+        other = {name: path for name, path in started_from.items()
+                 if Path(path).resolve() != Path(model_path).resolve()}
+        if other:
+            starts = ", ".join(f"{n} started from {p}" for n, p in other.items())
+            record.setdefault("warnings", []).append(f"the baseline is {model_path}, but {starts}")
+        record["all_completed"] = all(b["status"] == "completed" for b in record["backends"])
+        record["wall_time_s"] = round(time.monotonic() - started, 3)
+        write_comparison(out, record)
         if interrupted:
-            record["backends"].append(backend_record(name, "skipped", "not run: the compare was interrupted", None,
-                                                     spec_dict, out))
-            continue
-        run_dir = out / name
-        _say(stream, f"[{i}/{len(names)}] {name}: training ...")
-        line = ProgressLine(stream) if stream is not None else None
-        status, reason = "completed", ""
-        try:
-            Run(used, backend=name, registry=registry).train(run_dir, progress=line.update if line else None)
-        except (BackendNotFound, BackendUnavailable) as exc:
-            status, reason = "skipped", _reason(exc)
-        except KeyboardInterrupt:
-            status, reason, interrupted = "failed", "interrupted by the user", True
-        except Exception as exc:
-            status, reason = "failed", _reason(exc)
-        finally:
-            if line:
-                line.close()
-        row = backend_record(name, status, reason, run_dir if run_dir.is_dir() else None, spec_dict, out)
-        if status == "completed":
-            run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-            run_records[name] = run
-            _say(stream, f"[{i}/{len(names)}] {name}: evaluating ...")
-            evaluate_into(row, run_dir / (run.get("model_dir") or "model"))
-        record["backends"].append(row)
-        _say(stream, f"[{i}/{len(names)}] {name}: {status}" + (f": {reason.splitlines()[0]}" if reason else ""))
-    record["differences"] = build_differences(run_records)
-    started_from = {name: run.get("base_model") for name, run in run_records.items() if run.get("base_model")}
-    other = {name: path for name, path in started_from.items() if Path(path).resolve() != Path(model_path).resolve()}
-    if other:
-        starts = ", ".join(f"{n} started from {p}" for n, p in other.items())
-        record.setdefault("warnings", []).append(f"the baseline is {model_path}, but {starts}")
-    record["all_completed"] = all(b["status"] == "completed" for b in record["backends"])
-    record["wall_time_s"] = round(time.monotonic() - started, 3)
-    write_comparison(out, record)
-    if interrupted:
-        raise KeyboardInterrupt
-    return record
+            raise interrupted
+        return record
 
 
 def write_comparison(out: Path, record: dict[str, Any]) -> None:
     """comparison.json, then the report (a report that cannot be drawn never loses the record)."""
     from ..report import render_report
 
-    (out / "comparison.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    write_json(out / "comparison.json", record)
     try:
         render_report(out, record)
+    except OSError as exc:
+        raise WriteError(exc.filename or out, exc, f"{out / 'comparison.json'} (complete)") from None
     except Exception as exc:
         record["report_error"] = f"{type(exc).__name__}: {exc}"
-        (out / "comparison.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+        write_json(out / "comparison.json", record)
         raise
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..comparison.record import eval_cells, eval_headers, summary_rows
 from ..errors import TunebridgeError
+from ..files import WriteError, write_atomic
 
 
 class ReportError(TunebridgeError):
@@ -176,13 +177,16 @@ def render_report(out: str | Path, record: dict[str, Any] | None = None) -> tupl
     record = record if record is not None else load_comparison(out)
     doc = build_document(out, record)
     plots_dir = out / "plots"
-    if doc.plots:
-        plots_dir.mkdir(exist_ok=True)
-        for plot in doc.plots:
-            (plots_dir / f"{plot.name}.png").write_bytes(plot.png)
+    try:
+        if doc.plots:
+            plots_dir.mkdir(exist_ok=True)
+            for plot in doc.plots:
+                (plots_dir / f"{plot.name}.png").write_bytes(plot.png)
+    except OSError as exc:
+        raise WriteError(exc.filename or plots_dir, exc) from None
     md, html = out / "report.md", out / "report.html"
-    md.write_text(to_markdown(doc), encoding="utf-8")
-    html.write_text(to_html(doc), encoding="utf-8")
+    write_atomic(md, to_markdown(doc))
+    write_atomic(html, to_html(doc))
     return md, html
 
 

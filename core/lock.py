@@ -1,0 +1,188 @@
+"""An exclusive lock on an output folder for the whole life of a run (train, export, compare).
+
+The lock is ``<folder>/.tunebridge.lock``: an ``fcntl.flock`` held on an open file for as long as the run lives
+(the kernel releases it when the process dies, however it dies), holding who took it (pid, host, start time,
+command) for the message a second run gets. A second run into a folder in use is refused at once, with or
+without ``--overwrite``. A lock file left behind by a process that died on this host is taken over with a note;
+one written on another host is refused, naming it (delete it when you know that run is gone).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import TunebridgeError
+
+LOCK_NAME = ".tunebridge.lock"
+_HELD: dict[Path, OutputLock] = {}  # folders this process holds, by resolved path
+
+
+class OutputInUse(TunebridgeError):
+    """Another live run holds the output folder."""
+
+
+def _describe(info: dict[str, Any]) -> str:
+    parts = [f"pid {info.get('pid', '?')} on host {info.get('host', '?')}"]
+    if info.get("started"):
+        parts.append(f"started {info['started']}")
+    if info.get("command"):
+        parts.append(f"`{info['command']}`")
+    return ", ".join(parts)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def _flock(fd: int) -> bool:
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _cannot_write(path: Path, exc: OSError) -> TunebridgeError:
+    from .files import WriteError
+
+    return WriteError(path, exc, detail="nothing was written")
+
+
+class OutputLock:
+    """The lock on one output folder; ``release()`` (or leaving the ``with`` block) gives it back."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_NAME
+        self.note = ""  # set when a stale lock was taken over
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock now."""
+        return self._fd is not None
+
+    def acquire(self) -> OutputLock:
+        """Take the lock (the folder must exist) or raise OutputInUse naming the holder."""
+        for _ in range(5):  # the holder may remove the file between our open and our flock
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise _cannot_write(self.path, exc) from None
+            if not _flock(fd):
+                os.close(fd)
+                raise in_use(self.folder, _read(self.path))
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        else:  # pragma: no cover - a holder that keeps replacing the file
+            raise OutputInUse(f"output folder {self.folder} is in use by another tunebridge run (its lock keeps "
+                              "changing)")
+        previous = _read(self.path)
+        if previous:
+            if previous.get("host") not in (None, socket.gethostname()):
+                os.close(fd)
+                raise OutputInUse(f"output folder {self.folder} is locked by a tunebridge run on another host "
+                                  f"({_describe(previous)}); if that run is gone, delete {self.path}")
+            state = "still running, but not holding it" if _pid_alive(previous.get("pid")) else "no longer running"
+            self.note = f"took over the stale lock {self.path} of {_describe(previous)} ({state})"
+        info = {"pid": os.getpid(), "host": socket.gethostname(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(
+                    ["tunebridge", *sys.argv[1:]] if Path(sys.argv[0]).name in ("tunebridge", "__main__.py")
+                    else sys.argv)[:300]}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+            os.fsync(fd)
+        except OSError as exc:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            raise _cannot_write(self.path, exc) from None
+        self._fd = fd
+        _HELD[self.folder.resolve()] = self
+        return self
+
+    def release(self) -> None:
+        """Remove the lock file and give the lock back (safe to call twice)."""
+        if self._fd is None:
+            return
+        try:
+            if os.fstat(self._fd).st_ino == os.stat(self.path).st_ino:
+                self.path.unlink()
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+        _HELD.pop(self.folder.resolve(), None)
+
+    def __enter__(self) -> OutputLock:
+        return self if self.held else self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def in_use(folder: Path, info: dict[str, Any]) -> OutputInUse:
+    """The error for a folder another live run holds."""
+    return OutputInUse(f"output folder {folder} is in use by another tunebridge run "
+                       f"({_describe(info) if info else 'holder unknown'}); wait for it to finish or choose another "
+                       "folder (--overwrite does not take a folder in use)")
+
+
+def holder(folder: Path) -> dict[str, Any] | None:
+    """Who holds the lock of ``folder`` when another process does (its lock file's content), else None."""
+    path = Path(folder) / LOCK_NAME
+    if Path(folder).resolve() in _HELD or not path.is_file():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if _flock(fd):
+            return None
+        return _read(path) or {}
+    finally:
+        os.close(fd)
+
+
+def check_not_in_use(folder: Path) -> None:
+    """Refuse when a live run of another process holds ``folder``, a folder inside it, or one above it."""
+    folder = Path(folder)
+    candidates = [p.parent for p in folder.rglob(LOCK_NAME)] if folder.is_dir() else []
+    candidates += [p for p in folder.resolve().parents if (p / LOCK_NAME).is_file()]
+    for place in candidates:
+        info = holder(place)
+        if info is not None:
+            raise OutputInUse(f"refusing to use {folder}: {place} is in use by another tunebridge run "
+                              f"({_describe(info) if info else 'holder unknown'})")
