@@ -55,3 +55,23 @@ def autotrain_python() -> Path:
         pytest.skip(f"needs an AutoTrain environment ({status.describe()}): run scripts/autotrain-env.sh and set "
                     f"{launch.PYTHON_ENV}=.build/autotrain-venv/bin/python")
     return python
+
+
+@pytest.fixture
+def registry():
+    """A registry with only the test backends of fake_backend.py."""
+    from tunebridge.plugins import load_registry
+
+    import fake_backend
+
+    return load_registry([fake_backend], entry_points=False)
+
+
+@pytest.fixture
+def spec(tmp_path):
+    """A 4-step SFT spec for the fake backend, on 12 rows of tunebridge.testing.contract_rows."""
+    from tunebridge.spec import parse_spec
+    from tunebridge.testing import contract_rows, sft_spec_dict, write_jsonl
+
+    data = write_jsonl(tmp_path / "data" / "rows.jsonl", contract_rows(12))
+    return parse_spec(sft_spec_dict(data, "fake", max_steps=4))

@@ -7,7 +7,6 @@ import json
 import pytest
 
 import tunebridge as tb
-from tunebridge.plugins import load_registry
 from tunebridge.run import Run
 from tunebridge.spec import parse_spec
 from tunebridge.testing import contract_rows, sft_spec_dict, write_jsonl
@@ -15,17 +14,7 @@ from tunebridge.testing import contract_rows, sft_spec_dict, write_jsonl
 import fake_backend
 
 pytest.importorskip("transformers", reason="runs load the tokenizer: needs the [trl] extra")
-
-
-@pytest.fixture
-def registry():
-    return load_registry([fake_backend], entry_points=False)
-
-
-@pytest.fixture
-def spec(tmp_path):
-    data = write_jsonl(tmp_path / "data" / "rows.jsonl", contract_rows(12))
-    return parse_spec(sft_spec_dict(data, "fake", max_steps=4))
+# Fixtures `registry` (the fake test backends) and `spec` (a 4-step fake SFT spec) come from conftest.py.
 
 
 def test_a_run_writes_the_whole_folder(spec, registry, tmp_path):

@@ -18,26 +18,14 @@ import pytest
 import tunebridge as tb
 from tunebridge.files import WriteError, write_atomic
 from tunebridge.lock import LOCK_NAME, OutputInUse, OutputLock
-from tunebridge.plugins import load_registry
 from tunebridge.run import Run
 from tunebridge.signals import RunInterrupted, exit_code, interrupt_on_signals
-from tunebridge.spec import parse_spec
 from tunebridge.testing import contract_rows, sft_spec_dict, write_jsonl
 
 import fake_backend
 
 pytest.importorskip("transformers", reason="runs load the tokenizer: needs the [trl] extra")
-
-
-@pytest.fixture
-def registry():
-    return load_registry([fake_backend], entry_points=False)
-
-
-@pytest.fixture
-def spec(tmp_path):
-    data = write_jsonl(tmp_path / "data" / "rows.jsonl", contract_rows(12))
-    return parse_spec(sft_spec_dict(data, "fake", max_steps=4))
+# Fixtures `registry` (the fake test backends) and `spec` (a 4-step fake SFT spec) come from conftest.py.
 
 
 def hold_lock(folder: Path) -> subprocess.Popen:
