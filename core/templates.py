@@ -5,6 +5,7 @@ from __future__ import annotations
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .errors import SpecError
@@ -122,9 +123,14 @@ def _value(row: dict[str, Any], name: str, template: Template) -> str:
     raise RowProblem(f"column {column!r} holds a {type(value).__name__}, expected text")
 
 
+@lru_cache(maxsize=256)
+def _names(fmt: str) -> tuple[str, ...]:
+    """The placeholder names of ``fmt``, in order (parsed once per format string)."""
+    return tuple(f for _, f, _, _ in string.Formatter().parse(fmt) if f)
+
+
 def _format(fmt: str, row: dict[str, Any], template: Template) -> str:
-    values = {name: _value(row, name, template) for name in
-              [f for _, f, _, _ in string.Formatter().parse(fmt) if f]}
+    values = {name: _value(row, name, template) for name in _names(fmt)}
     return fmt.format_map(values)
 
 
@@ -132,7 +138,7 @@ def _required(fmt: str | None, row: dict[str, Any], template: Template, label: s
     """Render a part that must not come out empty (a completion, an answer, a prompt for RL)."""
     value = _format(fmt or "", row, template)
     if not value.strip():
-        names = [f for _, f, _, _ in string.Formatter().parse(fmt or "") if f]
+        names = list(_names(fmt or ""))
         source = ", ".join(repr((template.columns or {}).get(n, n)) for n in names)
         raise RowProblem(f"{label} is empty (from {source or 'the ' + label + ' template'})")
     return value

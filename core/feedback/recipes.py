@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import DataError
 from .annotators import MISSING, Drop, aggregate, annotator_units, counted, is_empty, value_of
+from .flat import first_values
 from .records import Records
 from .spec import ArgillaSpec
 
@@ -54,10 +55,41 @@ class _Recipe:
         self.skipped_pairs: Counter = Counter()
         self.sources: dict[str, Counter] = {column: Counter() for column in spec.columns}
         self.last_sources: list[tuple[str, str]] = []
+        self._question_set = set(self.questions)
+        self._sources: list[tuple[str, list[tuple[str, Any, Any]]]] | None = None
+        # Policy first on arrow data: each question's first counted answer per record, column by column.
+        self.flat = self._flat_questions()
         self._check_names()
-        self.kept = {q: [counted(r, self.statuses, self.ignored) for r in records.responses[q]]
-                     for q in self.questions}
+        self.first: dict[str, list[Any]] | None = None
+        if self.flat is not None:
+            self.first = {}
+            for q in self.questions:
+                flat, nonempty = self.flat[q]
+                counted_ = flat.counted(self.statuses)
+                self.ignored.update(flat.ignored(counted_))
+                self.first[q] = first_values(flat, counted_ & nonempty, MISSING)
+                self.flat[q] = (flat, nonempty, counted_)
+            self.kept: dict[str, list[list[Any]]] = {}
+        else:
+            self.kept = {q: [counted(r, self.statuses, self.ignored) for r in records.responses[q]]
+                         for q in self.questions}
         self._check_answered()
+
+    def _flat_questions(self) -> dict[str, Any] | None:
+        """question -> (Flat, non-empty mask) when every question read has a flat form and the policy is first."""
+        if self.spec.annotators != "first" or self.records.flat is None:
+            return None
+        out = {}
+        for q in self.questions:
+            try:
+                flat = self.records.flat[q]
+            except Exception:  # an arrow shape the flat reading does not know: read row by row
+                return None
+            nonempty = flat.nonempty() if flat is not None else None
+            if nonempty is None:
+                return None
+            out[q] = (flat, nonempty)
+        return out
 
     # -- names and types ---------------------------------------------------------------------------
     @property
@@ -114,8 +146,13 @@ class _Recipe:
         declared = self.records.question_types.get(question)
         if declared and declared != "unknown" and declared != KINDS[kind]:
             return f"question {question!r} is a {declared} question; recipe {self.spec.recipe} needs a {KINDS[kind]}"
-        value = next((v for answers in self.records.responses[question] for _, v, _ in answers
-                      if not is_empty(v)), MISSING)
+        if self.flat is not None:
+            flat, nonempty = self.flat[question][:2]
+            index = nonempty.nonzero()[0]
+            value = flat.values[int(index[0])].as_py() if len(index) else MISSING
+        else:
+            value = next((v for answers in self.records.responses[question] for _, v, _ in answers
+                          if not is_empty(v)), MISSING)
         if value is MISSING:
             return ""
         ok = {"text": isinstance(value, str), "label": isinstance(value, str),
@@ -128,8 +165,10 @@ class _Recipe:
 
     def _check_answered(self) -> None:
         for question, _ in self._typed_questions():
-            if not any(self.kept[question]):
-                total = Counter(st for answers in self.records.responses[question] for _, _, st in answers)
+            answered = bool(self.flat[question][2].any()) if self.flat is not None else any(self.kept[question])
+            if not answered:
+                total = (Counter(self.flat[question][0].statuses.to_pylist()) if self.flat is not None else
+                         Counter(st for answers in self.records.responses[question] for _, _, st in answers))
                 found = ", ".join(f"{n} {st}" for st, n in total.items()) or "none at all"
                 raise DataError(
                     f"{self.records.path}: question {question!r} has no response with status "
@@ -142,6 +181,8 @@ class _Recipe:
         """The answer to ``question`` on record ``i``: the policy's, or ``user``'s under policy all."""
         if user is not None:
             return value_of(self.kept[question][i], user)
+        if self.first is not None:
+            return self.first[question][i]
         policy = self.spec.annotators if self.spec.annotators != "all" else "first"  # "all" with nobody: no answer
         return aggregate(question, self.kept[question][i], policy)
 
@@ -160,15 +201,39 @@ class _Recipe:
         """
         row: dict[str, Any] = {}
         self.last_sources = []
-        for column, sources in self.spec.columns.items():
+        if self._sources is None:
+            self._sources = [(column, [self._source(name) for name in _as_list(sources)])
+                             for column, sources in self.spec.columns.items()]
+        for column, sources in self._sources:
             row[column] = ""
-            for name in _as_list(sources):
-                value = self.answer(name, i, user) if name in self.kept else self.records.fields[name][i]
-                if value is not MISSING and not is_empty(value):
-                    row[column] = value
-                    self.last_sources.append((column, name))
-                    break
+            for name, values, ok in sources:
+                if values is None:  # a question read row by row
+                    value = self.answer(name, i, user)
+                    if value is MISSING or is_empty(value):
+                        continue
+                else:
+                    if not ok[i]:
+                        continue
+                    value = values[i]
+                row[column] = value
+                self.last_sources.append((column, name))
+                break
         return row
+
+    def _source(self, name: str) -> tuple[str, Any, Any]:
+        """(name, values per record, whether each is a value) for a column source; values None: ask ``answer``."""
+        if name in self._question_set:
+            if self.first is None:
+                return name, None, None
+            values = self.first[name]
+            return name, values, [v is not MISSING for v in values]
+        values = self.records.fields[name]
+        ok = None
+        if self.records.table is not None and name in self.records.table.column_names:
+            from .flat import nonempty_column
+
+            ok = nonempty_column(self.records.table, name)
+        return name, values, ok if ok is not None else [not is_empty(v) for v in values]
 
     def field_text(self, name: str, i: int) -> str:
         """A response field's text; an empty one drops the unit."""

@@ -90,6 +90,9 @@ class Records:
     fields: Mapping[str, list[Any]]
     responses: Mapping[str, list[list[Response]]]
     question_types: dict[str, str] = field(default_factory=dict)
+    # Each question's responses as flat arrow arrays (feedback.flat), None where only row by row reads them.
+    flat: Mapping[str, Any] | None = None
+    table: Any = None  # the arrow table the fields are columns of, when there is one
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -238,8 +241,13 @@ def _from_v2(path: Path, columns: Columns, n: int) -> Records:
         return per_record
 
     fields = [name for name in columns if not name.endswith(V2_SUFFIXES) and name not in V2_RECORD_KEYS]
+    flat = None
+    if columns._table is not None:
+        from .flat import flat_v2
+
+        flat = Lazy(questions, lambda q: flat_v2(columns._table, q))
     return Records(path, "v2", _ids(columns, ("id", "_server_id"), n), Lazy(fields, columns.__getitem__),
-                   Lazy(questions, responses))
+                   Lazy(questions, responses), flat=flat, table=columns._table)
 
 
 def _from_v1(path: Path, columns: Columns, n: int) -> Records:
@@ -252,8 +260,13 @@ def _from_v1(path: Path, columns: Columns, n: int) -> Records:
 
     skip = set(questions) | {f"{q}-suggestion" for q in questions} | {f"{q}-suggestion-metadata" for q in questions}
     fields = [name for name in columns if name not in skip and name not in ("external_id", "metadata", "id")]
+    flat = None
+    if columns._table is not None:
+        from .flat import flat_v1
+
+        flat = Lazy(questions, lambda q: flat_v1(columns._table, q))
     return Records(path, "v1", _ids(columns, ("external_id", "id"), n), Lazy(fields, columns.__getitem__),
-                   Lazy(questions, responses))
+                   Lazy(questions, responses), flat=flat, table=columns._table)
 
 
 def _read_disk(path: Path, limit: int | None) -> Records:
