@@ -33,7 +33,7 @@ from tunebridge.testing.argilla import (
     write_parquet,
 )
 
-TARGET_S = 2.0
+TARGET_S = 0.3  # issue 13: 15,000 records into examples in under 0.3 s
 DOLLY = {"instruction": ["new-instruction", "original-instruction"],
          "context": ["new-context", "original-context"],
          "response": ["new-response", "original-response"]}
