@@ -3,13 +3,11 @@ transformers 4.48's step loop on hand-computed inputs, and one real llm-sft run 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from tunebridge.backends.autotrain import steps
-from tunebridge.backends.autotrain.config import autotrain_config, base_model_ref, example_rows
 from tunebridge.examples import Examples
 from tunebridge.schedule import expected_optimizer_steps
 from tunebridge.spec import parse_spec
@@ -150,28 +148,6 @@ def test_predict_steps_for_reward(tmp_path, word_tokenizer):
     pred = steps.predict_steps(spec, Examples("preference", pairs), word_tokenizer)
     # "a b c</s>" = BOS a b c EOS = 5 ids; the last chosen has 9 ids > 8: dropped
     assert (pred["rows"], pred["optimizer_steps"], pred["packed_rows"]) == (4, 2, None)
-
-
-def test_a_real_autotrain_sft_run_makes_the_predicted_steps(autotrain_python, tmp_path):
-    from tunebridge.run import Run
-
-    rows = contract_rows(40)
-    spec = _sft_spec(write_jsonl(tmp_path / "rows.jsonl", rows), max_steps=None, epochs=2, batch_size=2,
-                     gradient_accumulation=2, max_length=32)
-    run = Run(spec)
-    examples = run.validate()
-    model_path, tokenizer_path, examples = run.prepared(examples)
-    params = autotrain_config(run.spec, examples, base_model_ref(model_path)).config["params"]
-    pred = steps.predict_steps(run.spec, examples, tokenizer_path, params=params)
-    naive = expected_optimizer_steps(len(examples.train), 2, 2, 2, None)
-    assert pred["optimizer_steps"] != naive  # the packing makes a difference here
-
-    out = tmp_path / "out"
-    run.train(out)
-    record = json.loads((out / "run.json").read_text())
-    written = [json.loads(line) for line in (out / "work" / "autotrain" / "data" / "train.jsonl").open()]
-    assert written == example_rows("sft", examples.train, "")  # the texts the prediction counted
-    assert record["global_step"] == pred["optimizer_steps"], pred
 
 
 @pytest.mark.parametrize("rows, why", [(8, "less than one block of 256"), (50, "no optimizer step at all")])
