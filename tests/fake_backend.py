@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import textwrap
+from pathlib import Path
 from types import SimpleNamespace
 
 from tunebridge.backend import Backend, BackendOutput, Capabilities, Plan
@@ -49,3 +51,16 @@ def plugin_with(*backends):
             register(backend)
 
     return SimpleNamespace(__name__="test_plugin", register_backends=register_backends)
+
+
+def install_plugin(site: Path, module: str, source: str) -> Path:
+    """Write ``module``.py (``source``) into ``site`` as an installed-looking distribution whose ``tunebridge``
+    entry point registers it, so that this process and worker subprocesses (PYTHONPATH=site) load it."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    dist = module.replace("_", "-")
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[tunebridge]\n{module.removesuffix('_backend')} = {module}\n")
+    return site

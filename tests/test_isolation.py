@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 
 import pytest
 
@@ -14,6 +13,8 @@ from tunebridge.plugins import load_registry
 from tunebridge.run import Run
 from tunebridge.spec import parse_spec
 from tunebridge.testing import contract_rows, sft_spec_dict, write_jsonl
+
+import fake_backend
 
 pytest.importorskip("transformers", reason="runs load the tokenizer: needs the [trl] extra")
 
@@ -59,13 +60,7 @@ def register_backends(register):
 @pytest.fixture
 def moody(tmp_path, monkeypatch):
     """A backend from an installed-looking distribution, visible to this process and to workers."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "moody_backend.py").write_text(textwrap.dedent(WORKER_BACKEND))
-    info = site / "moody_backend-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: moody-backend\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[tunebridge]\nmoody = moody_backend\n")
+    site = fake_backend.install_plugin(tmp_path / "site", "moody_backend", WORKER_BACKEND)
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PYTHONPATH", str(site))
     return load_registry()

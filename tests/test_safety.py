@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -191,13 +190,7 @@ def register_backends(register):
 @pytest.fixture
 def sleepy_env(tmp_path):
     """A slow backend from an installed-looking distribution, for tunebridge subprocesses and their workers."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sleepy_backend.py").write_text(textwrap.dedent(SLEEPY_BACKEND))
-    info = site / "sleepy_backend-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: sleepy-backend\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[tunebridge]\nsleepy = sleepy_backend\n")
+    site = fake_backend.install_plugin(tmp_path / "site", "sleepy_backend", SLEEPY_BACKEND)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     return {**os.environ, "PYTHONPATH": str(site), "TMPDIR": str(tmp)}
