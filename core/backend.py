@@ -6,6 +6,7 @@ and ``plan``/``train`` import the framework when called.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from .spec import Spec
 
 StatusKind = Literal["ready", "missing", "broken", "not-implemented"]
+Launcher = Literal["python", "command"]
+STRATEGIES = ("ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3")  # launch.strategy values
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class Capabilities:
     precisions: frozenset[str] = frozenset({"fp32"})
     gradient_checkpointing: bool = False
     first_batch: bool = False  # can show its first training batch (for masking / loss parity checks)
+    # launch.strategy values it trains under on several processes (torchrun); empty: one process only
+    distributed: frozenset[str] = frozenset()
 
     def resolve_algorithm(self, task: str, requested: str = "auto") -> str:
         """The algorithm a run of ``task`` uses: ``requested``, or the backend's default for ``auto``."""
@@ -53,6 +58,7 @@ class Capabilities:
             "precisions": sorted(self.precisions),
             "gradient_checkpointing": self.gradient_checkpointing,
             "first_batch": self.first_batch,
+            "distributed": [s for s in STRATEGIES if s in self.distributed],
         }
 
 
@@ -117,6 +123,7 @@ class TrainingJob:
     tokenizer_path: Path
     output_dir: Path
     reporter: RunReporter
+    plan: Plan | None = None  # the plan the core computed once (native_config, counts); a backend reuses it
 
     @property
     def model_dir(self) -> Path:
@@ -137,26 +144,57 @@ class BackendOutput:
     native_config: dict[str, Any]
     model_format: Literal["full", "merged", "adapter"] = "full"
     global_step: int = 0
+    world_size: int | None = None  # processes the trainer itself saw (None: not reported, one process assumed)
+    distributed_type: str | None = None  # what the trainer ran as (e.g. accelerate's MULTI_CPU, MULTI_GPU, FSDP)
+
+
+@dataclass
+class FrameworkCommand:
+    """A framework's own command line that trains a job (``launcher = "command"`` backends).
+
+    The core runs ``argv`` through its one process streamer (redaction, timeout, signals, process-group stop),
+    writes its output to ``<output>/<log_name>``, hands every line to ``on_line`` and, when it exits, calls
+    ``finish(returncode, log_path)`` for the result.
+    """
+
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str]
+    log_name: str
+    on_line: Callable[[str], None]
+    finish: Callable[[int, Path], BackendOutput]
 
 
 class Backend:
-    """Base class for backends. Subclasses set ``name``/``capabilities`` and implement the methods."""
+    """Base class for backends. Subclasses set ``name``/``capabilities`` and implement the methods.
+
+    ``launcher`` says what the backend needs to run; the core's execution layer (tunebridge.execution) picks how:
+
+    - ``"python"`` (default): ``train(job)`` is Python. It runs in this interpreter, in another one (the worker,
+      when ``backend_options.<name>.python`` or ``$TUNEBRIDGE_<NAME>_PYTHON`` names one), or on every rank under
+      torchrun (``launch:``, when ``capabilities.distributed`` lists the strategy).
+    - ``"command"``: the backend trains by running its framework's own CLI in the named interpreter's
+      environment: it implements ``command(job, python)`` and ``environment_status(python)`` instead of
+      ``train``.
+    """
 
     name: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
     install_hint: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    # True for a backend that starts its framework's own tool in the named environment itself (AutoTrain's
-    # CLI): the core then never wraps it in the isolated runner.
-    manages_environment: ClassVar[bool] = False
+    launcher: ClassVar[Launcher] = "python"
 
     def check(self) -> BackendStatus:
-        """Is the backend usable here? Must be cheap: read metadata, never import the framework."""
+        """Is the backend usable in this interpreter? Cheap: read metadata, never import the framework."""
         return BackendStatus("ready")
 
-    def status_for(self, spec: Spec) -> BackendStatus:
-        """Like check(), for one spec (a spec may name the backend's environment in its backend_options)."""
+    def environment_status(self, python: Path | None) -> BackendStatus:
+        """``launcher = "command"``: is ``python``'s environment (None: none configured) able to run the command?"""
         return self.check()
+
+    def command(self, job: TrainingJob, python: Path) -> FrameworkCommand:
+        """``launcher = "command"``: write what the framework's CLI reads and return the command that trains."""
+        raise NotImplementedError
 
     def check_spec(self, spec: Spec) -> None:
         """Backend-specific checks of a spec, run by `validate` and before training; raise SpecError."""

@@ -16,6 +16,22 @@ def _spec_and_backend(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--backend", "-b", help="backend to use (overrides the spec's `backend`)")
 
 
+def _launch(sub: argparse.ArgumentParser) -> None:
+    group = sub.add_argument_group("one run on several processes (torchrun; overrides the spec's `launch`)")
+    group.add_argument("--nproc-per-node", type=int, metavar="N", help="processes (devices) on this node")
+    group.add_argument("--nnodes", type=int, metavar="M", help="nodes in the run")
+    group.add_argument("--node-rank", type=int, metavar="R", help="this node's rank (0 writes the run folder)")
+    group.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="node 0's address, with --nnodes > 1")
+    group.add_argument("--strategy", choices=["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"],
+                       help="ddp (default), or on GPUs fsdp, deepspeed-zero2, deepspeed-zero3")
+
+
+def launch_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The launch settings given on the command line."""
+    names = ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint", "strategy")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs test)."""
     parser = argparse.ArgumentParser(
@@ -36,12 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = subs.add_parser("plan", help="print the native config a backend would run; trains nothing")
     _spec_and_backend(p)
     p.add_argument("--json", action="store_true", help="print JSON")
+    _launch(p)
 
     p = subs.add_parser("train", help="train and write a run folder")
     _spec_and_backend(p)
     p.add_argument("--output", "-o", required=True, help="output folder (must be empty or new)")
     p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty output folder")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
+    _launch(p)
 
     p = subs.add_parser("export", help="write a project the backend's own tool runs (e.g. AutoTrain's config.yml)")
     _spec_and_backend(p)
@@ -68,14 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
-    from .isolation import isolate_if_configured
+    from .execution import executor_for
     from .plugins import get_registry
 
     registry = get_registry()
     rows: list[dict[str, Any]] = []
     for name in registry.names():
         item = registry.backends[name]
-        status = isolate_if_configured(item.backend).check()
+        executor = executor_for(item.backend)
+        status = executor.status()
         rows.append({
             "name": name,
             "plugin": item.plugin,
@@ -83,7 +102,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
             "version": item.version,
             "status": status.kind,
             "detail": status.detail,
-            "install_hint": item.backend.install_hint if status.kind in ("missing", "broken") else "",
+            "install_hint": executor.install_hint if status.kind in ("missing", "broken") else "",
             "versions": status.versions,
             "capabilities": item.backend.capabilities.to_dict(),
             "description": item.backend.description,
@@ -160,7 +179,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from .run import Run
 
-    plan = Run(args.spec, backend=args.backend).plan()
+    plan = Run(args.spec, backend=args.backend, launch=launch_overrides(args)).plan()
     if args.json:
         print(json.dumps(plan.to_dict(), indent=2, default=str))
         return 0
@@ -197,8 +216,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .run import Run
 
     line = None if args.quiet else ProgressLine()
-    run = Run(args.spec, backend=args.backend, preparing=line.stage if line else None)
-    print(f"training: task {run.spec.task} on backend {run.backend.name} -> {args.output}", file=sys.stderr)
+    run = Run(args.spec, backend=args.backend, preparing=line.stage if line else None, launch=launch_overrides(args))
+    processes = f" on {run.spec.world_size} processes" if run.spec.world_size > 1 else ""
+    print(f"training: task {run.spec.task} on backend {run.backend.name}{processes} -> {args.output}",
+          file=sys.stderr)
     try:
         result = run.train(args.output, overwrite=args.overwrite, progress=line.update if line else None)
     except KeyboardInterrupt as exc:
@@ -212,8 +233,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         if line:
             line.close()
     m = result.metrics
+    if run.spec.launch.node_rank > 0:
+        print(f"\n== tunebridge: {result.warnings[0]} ==")
+        print(f"logs           {result.output_dir / 'logs'}")
+        return 0
     print("\n== tunebridge run finished ==")
     print(f"backend        {result.backend} ({', '.join(f'{k} {v}' for k, v in result.versions.items() if v)})")
+    if result.world_size > 1:
+        print(f"processes      {result.world_size} ({result.distributed_type}); global batch "
+              f"{run.spec.global_batch_size} per step")
     d = result.data
     if "truncated" in d:
         detail = f"{d['truncated']} truncated"

@@ -12,8 +12,8 @@ from .spec import Spec
 from .support import Difference
 
 # The settings users trip on when comparing frameworks; every backend's plan has each of these keys.
-EFFECTIVE_KEYS = ("effective_batch_size", "loss_on_prompt", "packing", "template", "lr_schedule", "warmup_ratio",
-                  "precision", "seed", "data_order", "length", "gradient_clipping", "truncation")
+EFFECTIVE_KEYS = ("effective_batch_size", "world_size", "loss_on_prompt", "packing", "template", "lr_schedule",
+                  "warmup_ratio", "precision", "seed", "data_order", "length", "gradient_clipping", "truncation")
 
 
 def loss_on_prompt(spec: Spec) -> bool | None:
@@ -43,7 +43,8 @@ def neutral_effective(spec: Spec, examples: Examples | None) -> dict[str, Any]:
     t = spec.training
     template = spec.data_kind
     return {
-        "effective_batch_size": t.batch_size * t.gradient_accumulation,
+        "effective_batch_size": spec.global_batch_size,  # per device x processes x accumulation
+        "world_size": spec.world_size,
         "loss_on_prompt": loss_on_prompt(spec),
         "packing": bool(spec.task == "sft" and spec.sft.packing),
         "template": "chat (the tokenizer's chat template)" if template == "chat" else template,
@@ -67,8 +68,9 @@ def complete_plan(plan: Plan, spec: Spec, examples: Examples | None, differences
             plan.train_rows = len(examples.train)
     if plan.optimizer_steps is None and plan.train_rows is not None:
         t = spec.training
-        plan.optimizer_steps = expected_optimizer_steps(plan.train_rows, t.batch_size, t.gradient_accumulation,
-                                                        t.epochs, t.max_steps)
+        # Each micro-step draws batch_size rows on every process (the sampler shards whole batches across ranks).
+        plan.optimizer_steps = expected_optimizer_steps(plan.train_rows, t.batch_size * spec.world_size,
+                                                        t.gradient_accumulation, t.epochs, t.max_steps)
     if plan.optimizer_steps is None and spec.training.max_steps:
         plan.optimizer_steps = spec.training.max_steps
     plan.effective = {**neutral_effective(spec, examples), **plan.effective}
@@ -87,7 +89,8 @@ def examples_seen(plan: Plan, spec: Spec, steps: int, token_lengths: list[int] |
     t = spec.training
     if rows < 1 or steps < 1:
         return 0, 0 if rows else None
-    sizes = [t.batch_size] * (rows // t.batch_size) + ([rows % t.batch_size] if rows % t.batch_size else [])
+    batch = t.batch_size * spec.world_size
+    sizes = [batch] * (rows // batch) + ([rows % batch] if rows % batch else [])
     seen = tokens = 0
     done = 0
     epoch_tokens = plan.tokens_per_epoch

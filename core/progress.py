@@ -127,7 +127,7 @@ class ProgressLine:
 class RunReporter:
     """Receives each logged step from a backend: writes it to metrics.jsonl at once and updates displays."""
 
-    def __init__(self, metrics_path: Path, display: Callable[[int, int | None, dict], None] | None = None):
+    def __init__(self, metrics_path: Path | None, display: Callable[[int, int | None, dict], None] | None = None):
         self.metrics_path = metrics_path
         self.display = display
         self.total_steps: int | None = None
@@ -141,13 +141,14 @@ class RunReporter:
         """Record one logging event (already in neutral names)."""
         record = {"step": int(step), **{k: _clean(v) for k, v in metrics.items() if k != "step"}}
         self.records.append(record)
-        try:
-            with self.metrics_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
-        except OSError as exc:
-            from .files import WriteError
+        if self.metrics_path is not None:  # None: a node that writes no run folder
+            try:
+                with self.metrics_path.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(record) + "\n")
+            except OSError as exc:
+                from .files import WriteError
 
-            raise WriteError(self.metrics_path, exc) from None
+                raise WriteError(self.metrics_path, exc) from None
         if self.display:
             self.display(record["step"], self.total_steps, record)
 
@@ -160,3 +161,21 @@ def note(text: str, stream: TextIO | None = None) -> None:
         stream.flush()
     except (OSError, ValueError):  # a closed stderr must not fail the run
         pass
+
+
+def run_warnings(spec: Any, records: list[dict[str, Any]]) -> list[str]:
+    """Warnings read from a finished run's metrics (the same rule for every backend)."""
+    warnings: list[str] = []
+    if spec.task != "rl":
+        return warnings
+    # Grouped algorithms report the share of prompts whose completions all scored the same; others the spread.
+    flat = [r["frac_reward_zero_std"] >= 1.0 for r in records if r.get("frac_reward_zero_std") is not None]
+    if not flat:
+        flat = [r["reward_std"] == 0 for r in records if r.get("reward_std") is not None]
+    if flat and sum(flat) > len(flat) / 2:
+        warnings.append(
+            f"on {sum(flat)} of {len(flat)} logged steps every completion got the same reward, so nothing was "
+            "learned on them: use a reward that varies between completions (or more "
+            "rl.generation.num_generations / a higher temperature)"
+        )
+    return warnings

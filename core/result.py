@@ -30,6 +30,8 @@ class TrainResult:
     examples_seen: int | None = None
     tokens_seen: int | None = None
     peak_memory_mb: float | None = None
+    world_size: int = 1  # processes that trained the run (torchrun: launch.nproc_per_node x launch.nnodes)
+    distributed_type: str = "none"  # what the trainer ran as (MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED ...)
 
     @classmethod
     def load(cls, output_dir: str | Path) -> TrainResult:
@@ -47,7 +49,8 @@ class TrainResult:
             base_model=record.get("base_model", ""), warnings=record.get("warnings", []),
             differences=record.get("differences", []), plan=record.get("plan", {}),
             examples_seen=record.get("examples_seen"), tokens_seen=record.get("tokens_seen"),
-            peak_memory_mb=record.get("peak_memory_mb"),
+            peak_memory_mb=record.get("peak_memory_mb"), world_size=record.get("world_size", 1),
+            distributed_type=record.get("distributed_type", "none"),
         )
 
     def to_dict(self) -> dict[str, Any]:

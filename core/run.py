@@ -1,136 +1,61 @@
-"""A Run: one spec on one backend. Validates, plans, trains, and writes the run folder."""
+"""A Run: one spec on one backend, orchestrated: validate -> plan -> prepare -> execute -> finish.
+
+How the backend runs (this interpreter, a worker, torchrun, its own CLI) is the execution layer's job
+(tunebridge.execution); the run folder's creation and lock are tunebridge.run_folder's.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import json
-import shutil
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .backend import Backend, Plan, TrainingJob
-from .errors import BackendUnavailable, OutputExistsError, RunFailed, TunebridgeError
+from .backend import Backend, BackendOutput, Plan, TrainingJob
+from .errors import BackendUnavailable, RunFailed, TunebridgeError
 from .examples import Examples, Preparing, prepare_examples
+from .execution import Executor, executor_for
 from .files import WriteError, folder_contents, write_atomic
-from .isolation import IsolatedBackend, isolate_if_configured
-from .lock import LOCK_NAME, OutputLock, check_not_in_use, holder, in_use
+from .lock import OutputLock
 from .memory import PeakMemory
 from .modelcard import model_card
 from .planning import complete_plan, examples_seen
 from .plugins import Registry, get_registry
 from .prepare import check_model_source, finish_examples, protected_paths, resolve_model
-from .progress import RunReporter, note, remove_empty_dirs, summarise
+from .progress import RunReporter, note, remove_empty_dirs, run_warnings, summarise
 from .redact import redact, scrub_text
 from .result import TrainResult
 from .rewards import check_rewards
+from .run_folder import prepare_output_dir
 from .signals import interrupt_on_signals, interrupted_by
 from .spec import Spec, load_spec
 from .support import Difference, adapt_to_backend
-from .versions import versions
 
 ProgressCallback = Callable[[int, int | None, dict], None]
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)  # a backend's OSError that means "disk"
 
 
-def prepare_output_dir(output_dir: Path, overwrite: bool, protect: list[Path] | None = None) -> OutputLock:
-    """Create ``output_dir`` and lock it for this run (see tunebridge.lock); refuse a non-empty one unless
-    ``overwrite`` (then empty it first, the lock kept). Returns the held lock: release it when the run ends."""
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise OutputExistsError(f"output path {output_dir} exists and is not a folder")
-    if output_dir.is_dir():  # refuse before writing anything into the folder
-        info = holder(output_dir)
-        if info is not None:
-            raise in_use(output_dir, info)
-        if any(p.name != LOCK_NAME for p in output_dir.iterdir()):
-            _check_overwrite(output_dir, overwrite, protect or [])
-    created = not output_dir.exists()
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TunebridgeError(f"cannot create output folder {output_dir}: {exc.strerror or exc}") from None
-    try:
-        lock = OutputLock(output_dir).acquire()
-    except BaseException:
-        if created:
-            _remove_quietly(output_dir)
-        raise
-    try:
-        check_not_in_use(output_dir)
-        contents = [p for p in output_dir.iterdir() if p.name != LOCK_NAME]
-        if contents:
-            _check_overwrite(output_dir, overwrite, protect or [])
-            for item in contents:
-                try:
-                    shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
-                except OSError as exc:
-                    raise TunebridgeError(f"cannot empty output folder {output_dir}: cannot delete {item}: "
-                                          f"{exc.strerror or exc}") from None
-    except BaseException:
-        lock.release()
-        if created:
-            _remove_quietly(output_dir)
-        raise
-    return lock
-
-
-def _remove_quietly(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        folder.rmdir()
-
-
-def _check_overwrite(output_dir: Path, overwrite: bool, protect: list[Path]) -> None:
-    if not overwrite:
-        raise OutputExistsError(
-            f"output folder {output_dir} is not empty; pass --overwrite (Python: overwrite=True) "
-            "to replace its contents, or choose another folder"
-        )
-    resolved = output_dir.resolve()
-    for p in protect:
-        p = p.resolve()
-        if p == resolved or resolved in p.parents or (p.is_dir() and p in resolved.parents):
-            raise OutputExistsError(f"refusing to overwrite {output_dir}: it holds (or is inside) {p}")
-    if resolved == Path.home().resolve() or resolved == Path(resolved.anchor) or resolved == Path.cwd().resolve():
-        raise OutputExistsError(f"refusing to overwrite {output_dir}: choose a dedicated output folder")
-
-
-def run_warnings(spec: Spec, records: list[dict[str, Any]]) -> list[str]:
-    """Warnings read from a finished run's metrics (the same rule for every backend)."""
-    warnings: list[str] = []
-    if spec.task != "rl":
-        return warnings
-    # Grouped algorithms report the share of prompts whose completions all scored the same; others the spread.
-    flat = [r["frac_reward_zero_std"] >= 1.0 for r in records if r.get("frac_reward_zero_std") is not None]
-    if not flat:
-        flat = [r["reward_std"] == 0 for r in records if r.get("reward_std") is not None]
-    if flat and sum(flat) > len(flat) / 2:
-        warnings.append(
-            f"on {sum(flat)} of {len(flat)} logged steps every completion got the same reward, so nothing was "
-            "learned on them: use a reward that varies between completions (or more "
-            "rl.generation.num_generations / a higher temperature)"
-        )
-    return warnings
-
-
 class Run:
     """One spec on one backend. ``backend`` overrides ``spec.backend``.
 
+    ``launch`` overrides the spec's ``launch`` block (``{"nproc_per_node": 2}``: one run on two processes).
     ``preparing(stage, done, total)``, when given, hears how data preparation goes: ``reading`` (done None,
     then the rows read), ``rendering`` and ``tokenising`` (rows done of total), ``building the builtin model``.
     """
 
     def __init__(self, spec: Spec | str | Path | dict, backend: str | None = None, registry: Registry | None = None,
-                 preparing: Preparing | None = None):
-        self.spec = load_spec(spec).with_backend(backend)
+                 preparing: Preparing | None = None, launch: dict[str, Any] | None = None):
+        self.spec = load_spec(spec).with_backend(backend).with_launch(**(launch or {}))
         self.preparing = preparing
         self.requested_spec = self.spec  # as the user wrote it; ``spec`` becomes what this backend runs
         self.differences: list[Difference] = []
         self.registry = registry or get_registry()
-        self.backend: Backend = isolate_if_configured(self.registry.get(self.spec.backend), self.spec)
+        self.backend: Backend = self.registry.get(self.spec.backend)
+        self.executor: Executor = executor_for(self.backend, self.spec)
         self._prepared: tuple[Path, Path, Examples] | None = None
         self.notes: list[str] = []  # said on stderr and kept in run.json (a stale lock taken over, a cache rebuilt)
 
@@ -144,7 +69,7 @@ class Run:
         ``differences`` lists what changed (see tunebridge.support).
         """
         self.spec, self.differences = adapt_to_backend(self.requested_spec, self.backend, self.registry)
-        self.backend.check_spec(self.spec)
+        self.executor.check_spec(self.spec)
 
     def check_model_source(self) -> None:
         """A model path written as a local path must exist (anything else is looked up as a hub id), and a local
@@ -169,16 +94,17 @@ class Run:
 
     def _plan(self, examples: Examples) -> Plan:
         plan = self.backend.plan(self.spec, examples)
+        plan.notes.extend(self.executor.notes())
         complete_plan(plan, self.spec, examples, self.differences)
         plan.native_config = redact(plan.native_config)
         return plan
 
     def _require_ready(self) -> None:
         self._require_implemented()
-        status = self.backend.status_for(self.spec)
+        status = self.executor.status()
         if not status.ready:
-            installable = status.kind in ("missing", "broken") and self.backend.install_hint
-            hint = f"\n  install: {self.backend.install_hint}" if installable else ""
+            installable = status.kind in ("missing", "broken") and self.executor.install_hint
+            hint = f"\n  install: {self.executor.install_hint}" if installable else ""
             raise BackendUnavailable(f"backend {self.backend.name!r} cannot run here ({status.describe()}){hint}")
 
     def _require_implemented(self) -> None:
@@ -187,13 +113,9 @@ class Run:
             raise BackendUnavailable(f"backend {self.backend.name!r} cannot run any spec yet ({status.describe()})")
 
     def training_versions(self) -> dict[str, str | None]:
-        """The versions of what trains: the backend's own environment when it reports one (another
-        interpreter), else this one's; never a mix of the two."""
-        theirs = {k: v for k, v in self.backend.status_for(self.spec).versions.items() if v}
-        if isinstance(self.backend, IsolatedBackend) or self.backend.manages_environment:
-            return {"tunebridge": versions()["tunebridge"], **theirs}
-        names = ("torch", "transformers", "tokenizers", *getattr(self.backend, "packages", ()))
-        return {**versions(*dict.fromkeys(names)), **theirs}
+        """The versions of what trains: the backend's own environment when it runs in another one, else this
+        interpreter's; never a mix of the two."""
+        return self.executor.versions()
 
     def _failure(self, exc: BaseException) -> str:
         if isinstance(exc, TunebridgeError):
@@ -213,6 +135,7 @@ class Run:
             "spec": self.spec.to_dict(),
             "differences": [d.to_dict() for d in self.differences],
             "versions": self.training_versions(),
+            "execution": self.executor.describe(),
             "data": {**examples.report, "template_strings": examples.template.describe() if examples.template else {}},
             "wall_time_s": round(time.monotonic() - started, 3),
             **extra,
@@ -232,7 +155,7 @@ class Run:
         model_path, tokenizer_path, examples = self.prepared(examples)
         if plan is not None and plan.optimizer_steps:
             reporter.set_total_steps(plan.optimizer_steps)
-        return TrainingJob(self.spec, examples, model_path, tokenizer_path, out, reporter)
+        return TrainingJob(self.spec, examples, model_path, tokenizer_path, out, reporter, plan=plan)
 
     def first_batch(self) -> dict[str, Any]:
         """The backend's first SFT training batch (``input_ids``, ``labels``) and the examples it came from."""
@@ -243,6 +166,9 @@ class Run:
 
         self._require_ready()
         examples = self.validate()
+        if not self.executor.in_process:
+            raise TunebridgeError(f"first_batch inspects the backend in this interpreter; {self.backend.name!r} runs "
+                                  f"through the {self.executor.kind} executor here (capabilities.first_batch is off)")
         with tempfile.TemporaryDirectory(prefix="tunebridge-batch-") as tmp:
             job = self._prepare(Path(tmp), RunReporter(Path(tmp) / "metrics.jsonl"), examples)
             batch = self.backend.first_batch(job)
@@ -292,9 +218,44 @@ class Run:
             examples = self.validate()
             _, _, examples = self.prepared(examples)
             plan = self._plan(examples)
+            if self.spec.launch.node_rank > 0:
+                return self._train_other_node(out, examples, plan)
             with prepare_output_dir(out, overwrite, protect=self._protected_paths()) as lock:
                 self._say_lock_note(lock)
                 return self._train(out, examples, plan, progress)
+
+    def _train_other_node(self, out: Path, examples: Examples, plan: Plan) -> TrainResult:
+        """Node ``launch.node_rank`` > 0 of a multi-node run: its ranks join the world; node 0 writes the run
+        folder. Here only ``logs/`` (and torchrun's own output, ``logs/torchrun.log``) is written; nothing is
+        locked or deleted."""
+        started = time.monotonic()
+        try:
+            (out / "logs").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TunebridgeError(f"cannot create {out / 'logs'}: {exc.strerror or exc}") from None
+        job = TrainingJob(self.spec, examples, *self.prepared(examples)[:2], out, RunReporter(None), plan=plan)
+        try:
+            self.executor.run(job)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            raise RunFailed(self._failure(exc), str(out)) from exc
+        launch = self.spec.launch
+        return TrainResult(backend=self.backend.name, output_dir=out, model_dir=out / "model", metrics={},
+                           log_history=[], native_config=plan.native_config, versions=self.training_versions(),
+                           wall_time_s=round(time.monotonic() - started, 3), plan=plan.to_dict(),
+                           warnings=[f"node {launch.node_rank} of {launch.nnodes}: its ranks trained; node 0 wrote "
+                                     "the run folder (model, run.json, metrics)"])
+
+    def _check_world(self, output: BackendOutput) -> None:
+        """A run launched on N processes must have trained on N (a trainer that does not see the process group
+        trains alone on every rank)."""
+        expected = self.spec.world_size
+        seen = output.world_size or 1
+        if seen != expected:
+            raise TunebridgeError(f"the run was launched on {expected} processes but {self.backend.name!r}'s trainer "
+                                  f"saw a world of {seen} (distributed type {output.distributed_type or 'none'}): "
+                                  "each rank would train alone")
 
     def _write(self, path: Path, text: str) -> None:
         try:
@@ -313,7 +274,8 @@ class Run:
             self._write(run_json, json.dumps(self._record("running", started, examples, plan=planned,
                                                           native_config=plan.native_config), indent=2, default=str))
             with peak:
-                output = self.backend.train(job)
+                output = self.executor.run(job)
+            self._check_world(output)
             if output.global_step < 1:
                 raise TunebridgeError(f"backend {self.backend.name!r} finished without a single optimizer step")
             try:
@@ -355,6 +317,8 @@ class Run:
             native_config=redact(output.native_config), metrics=output.metrics, model_format=output.model_format,
             global_step=output.global_step, examples_seen=seen, tokens_seen=tokens, peak_memory_mb=peak.mb,
             unhonoured=plan.unhonoured, model_dir="model", base_model=str(job.model_path),
+            world_size=output.world_size or 1, distributed_type=output.distributed_type or "none",
+            global_batch_size=self.spec.global_batch_size,
         )
         self._write(run_json, json.dumps(record, indent=2, default=str))
         self._write(out / "README.md", model_card(record))
@@ -364,5 +328,5 @@ class Run:
             model_format=output.model_format, wall_time_s=record["wall_time_s"], data=record["data"],
             unhonoured=plan.unhonoured, base_model=str(job.model_path), warnings=warnings,
             differences=record["differences"], plan=planned, examples_seen=seen, tokens_seen=tokens,
-            peak_memory_mb=peak.mb,
+            peak_memory_mb=peak.mb, world_size=record["world_size"], distributed_type=record["distributed_type"],
         )

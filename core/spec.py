@@ -213,6 +213,39 @@ class LoraSpec(_Strict):
     merge: bool = Field(True, description="Save the merged model (true) or only the adapter (false).")
 
 
+class LaunchSpec(_Strict):
+    """How many processes train one run (torchrun). ``training.batch_size`` stays per device (process)."""
+
+    nproc_per_node: int = Field(1, ge=1, description="Processes (devices) per node.")
+    nnodes: int = Field(1, ge=1, description="Nodes (machines) in the run.")
+    node_rank: int = Field(0, ge=0, description="This node's rank: 0 writes the run folder.")
+    rdzv_endpoint: str | None = Field(None, description="HOST:PORT of node 0, needed with nnodes > 1.")
+    strategy: Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"] = Field(
+        "ddp", description="ddp, or (on GPUs) fsdp (FSDP2), deepspeed-zero2, deepspeed-zero3.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LaunchSpec:
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"launch.node_rank: {self.node_rank} is not below launch.nnodes ({self.nnodes})")
+        if self.nnodes > 1:
+            if not self.rdzv_endpoint:
+                raise ValueError("launch.rdzv_endpoint: several nodes need HOST:PORT of node 0 to meet at")
+            host, sep, port = self.rdzv_endpoint.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"launch.rdzv_endpoint: {self.rdzv_endpoint!r} is not HOST:PORT")
+        return self
+
+    @property
+    def world_size(self) -> int:
+        """Processes in the whole run."""
+        return self.nproc_per_node * self.nnodes
+
+    @property
+    def distributed(self) -> bool:
+        """True when the run has more than one process (or more than one node)."""
+        return self.world_size > 1
+
+
 class SFTOptions(_Strict):
     """Options of the sft task."""
 
@@ -312,6 +345,7 @@ class Spec(_Strict):
     sft: SFTOptions = Field(default_factory=SFTOptions)
     reward: RewardOptions = Field(default_factory=RewardOptions)
     rl: RLOptions = Field(default_factory=RLOptions)
+    launch: LaunchSpec = Field(default_factory=LaunchSpec)
     backend: str = Field("trl", description="Backend name; the CLI's --backend overrides it.")
     backend_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-backend native settings, passed through and shown by plan()."
@@ -382,6 +416,30 @@ class Spec(_Strict):
         new._base_dir, new._source = self._base_dir, self._source
         return new
 
+    def with_launch(self, **changes: Any) -> Spec:
+        """A copy whose ``launch`` block has ``changes`` (the CLI's --nproc-per-node, --nnodes, ...), validated."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        try:
+            launch = LaunchSpec.model_validate({**self.launch.model_dump(exclude_unset=True), **changes})
+        except ValidationError as exc:
+            raise SpecError([(f"launch.{p}" if not p.startswith("launch") else p, m) for p, m in _problems(exc)],
+                            self._source) from None
+        new = self.model_copy(update={"launch": launch})  # what the user wrote elsewhere stays as written
+        new._base_dir, new._source = self._base_dir, self._source
+        return new
+
+    @property
+    def world_size(self) -> int:
+        """Processes that train the run (launch.nproc_per_node x launch.nnodes)."""
+        return self.launch.world_size
+
+    @property
+    def global_batch_size(self) -> int:
+        """Examples per optimizer step: batch_size (per device) x world size x gradient_accumulation."""
+        return self.training.batch_size * self.world_size * self.training.gradient_accumulation
+
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain data, defaults filled in."""
         return self.model_dump(mode="json")
@@ -421,7 +479,8 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
         else:
             msg = err["msg"].removeprefix("Value error, ")
             head, sep, rest = msg.partition(": ")
-            if not loc and sep and head.replace(".", "").replace("_", "").isalnum():
+            names_field = sep and head.replace(".", "").replace("_", "").isalnum()
+            if names_field and (not loc or head.startswith(path + ".")):
                 path, msg = head, rest  # a whole-spec check that names its field
         problems.append((path, msg))
     return problems

@@ -136,7 +136,9 @@ def test_environment_status_reads_files_only(tmp_path, monkeypatch):
 
 def test_secrets_are_scrubbed_from_the_log():
     line = "token=hf_abcdefghijklmnopqrstuvwxyz0123 and mysecretvalue"
-    assert launch.scrub(line, ["mysecretvalue"]) == "token=*** and ***"
+    from tunebridge.execution.streamer import redact_line
+
+    assert redact_line(line, ["mysecretvalue"]) == "token=*** and ***"
 
 
 def test_the_child_environment_puts_autotrain_first_and_can_seed(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import tunebridge as tb
-from tunebridge.isolation import IsolatedBackend, interpreter_for, native_options
+from tunebridge.execution import Worker, interpreter_for, native_options
 from tunebridge.plugins import load_registry
 from tunebridge.run import Run
 from tunebridge.spec import parse_spec
@@ -77,7 +77,7 @@ def moody_spec(tmp_path, mode="ok", **options):
 def test_a_worker_run_streams_progress_and_writes_the_same_layout(moody, tmp_path):
     seen = []
     run = Run(moody_spec(tmp_path), registry=moody)
-    assert isinstance(run.backend, IsolatedBackend)
+    assert isinstance(run.executor, Worker)
     result = run.train(tmp_path / "out", progress=lambda s, t, r: seen.append((s, t)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
     assert [r["loss"] for r in result.log_history] == [1.0, 0.5, 1 / 3]
@@ -131,7 +131,7 @@ def test_an_interpreter_that_does_not_exist_is_a_broken_backend(moody, tmp_path)
     spec = parse_spec({**spec.to_dict(), "backend_options": {"moody": {"python": str(tmp_path / "nopython")}}},
                       base_dir=tmp_path)
     run = Run(spec, registry=moody)
-    assert run.backend.check().kind == "broken" and "cannot start" in run.backend.check().detail
+    assert run.executor.status().kind == "broken" and "cannot start" in run.executor.status().detail
     with pytest.raises(tb.BackendUnavailable, match="cannot start"):
         run.train(tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -142,7 +142,7 @@ def test_the_interpreter_can_come_from_the_environment(moody, tmp_path, monkeypa
     assert interpreter_for(spec, "moody") is None
     monkeypatch.setenv("TUNEBRIDGE_MOODY_PYTHON", sys.executable)
     assert interpreter_for(spec, "moody") == sys.executable
-    assert isinstance(Run(spec, registry=moody).backend, IsolatedBackend)
+    assert isinstance(Run(spec, registry=moody).executor, Worker)
 
 
 def test_a_callable_reward_cannot_cross_interpreters(moody, tmp_path):

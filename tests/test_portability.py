@@ -152,10 +152,10 @@ def test_the_default_example_spec_plans_on_every_backend(repo):
 @pytest.mark.parametrize("backend", ["trl", "trlx", "autotrain"])
 def test_the_default_spec_trains_on_every_backend_with_only_the_flag_changed(repo, tmp_path, backend, capsys):
     """The README's promise: `tunebridge train examples/sft-tiny.yaml --backend X` on each backend."""
-    from tunebridge.isolation import isolate_if_configured
+    from tunebridge.execution import status as backend_status
     from tunebridge.plugins import get_registry
 
-    status = isolate_if_configured(get_registry().get(backend)).check()
+    status = backend_status(get_registry().get(backend))
     if not status.ready:
         pytest.skip(f"needs the {backend} backend ready here ({status.describe()}); see docs/environments.md")
     out = tmp_path / backend

@@ -79,23 +79,29 @@ def test_other_secrets_in_trl_options_are_refused(tmp_path):
 def test_job_files_are_private(tmp_path, monkeypatch):
     from tunebridge.backend import Backend, BackendOutput, TrainingJob
     from tunebridge.examples import Examples
-    from tunebridge.isolation import IsolatedBackend
+    from tunebridge.execution import Worker
+    from tunebridge.execution.streamer import Streamed
     from tunebridge.progress import RunReporter
     from tunebridge.spec import parse_spec
 
     seen = {}
 
-    def run_worker(self, folder, job):
+    def stream(argv, **kwargs):
+        folder = Path(argv[-1])
         seen["folder"] = stat.S_IMODE(folder.stat().st_mode)
         seen["job"] = stat.S_IMODE((folder / "job.json").stat().st_mode)
+        return Streamed(returncode=0)
+
+    def result(self, folder, streamed, log_path, job):
         return BackendOutput({}, {}, global_step=1)
 
-    monkeypatch.setattr(IsolatedBackend, "_run_worker", run_worker)
+    monkeypatch.setattr("tunebridge.execution.interpreter.stream", stream)
+    monkeypatch.setattr(Worker, "result", result)
     data = write_jsonl(tmp_path / "rows.jsonl", contract_rows(4))
     spec = parse_spec(sft_spec_dict(data, "trl"))
     job = TrainingJob(spec, Examples(kind="prompt_completion", train=[], eval=[]), tmp_path, tmp_path, tmp_path,
                       RunReporter(tmp_path / "m.jsonl"))
-    IsolatedBackend(Backend(), sys.executable).train(job)
+    Worker(Backend(), sys.executable).run(job)
     assert seen == {"folder": 0o700, "job": 0o600}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from tunebridge.backend import Backend, BackendOutput, BackendStatus, Capabilities, Plan, TrainingJob
+from tunebridge.backend import Backend, BackendStatus, Capabilities, FrameworkCommand, Plan, TrainingJob
 
 from . import launch
 from .config import AUTOTRAIN_SEED, AUTOTRAIN_VERSION, autotrain_config, base_model_ref, options
@@ -41,15 +41,16 @@ class AutoTrainBackend(Backend):
         first_batch=False,
     )
 
-    manages_environment = True  # it launches `autotrain --config` in that environment itself
+    launcher = "command"  # it trains by running `autotrain --config` in its own environment
 
     def check(self) -> BackendStatus:
         """Ready when ``$TUNEBRIDGE_AUTOTRAIN_PYTHON`` names a venv with autotrain-advanced 0.8 (files only)."""
         return launch.status(launch.configured_python())
 
-    def status_for(self, spec: Spec) -> BackendStatus:
-        """Like check(), with the spec's ``backend_options.autotrain.python`` taking precedence."""
-        return launch.status(launch.configured_python(spec))
+    def environment_status(self, python: Path | None) -> BackendStatus:
+        """Whether ``python`` (from ``backend_options.autotrain.python`` or the environment) is a usable AutoTrain
+        environment (files and metadata only)."""
+        return launch.status(python)
 
     def check_spec(self, spec: Spec) -> None:
         """backend_options.autotrain: known keys only, a valid trainer and project name, no literal token."""
@@ -92,11 +93,8 @@ class AutoTrainBackend(Backend):
         project = autotrain_config(spec, examples, base)
         return write_project(project, examples, Path(output_dir), eos_token(model_path))
 
-    def train(self, job: TrainingJob) -> BackendOutput:
-        """Export into ``work/autotrain``, run ``autotrain --config`` there, collect model and metrics."""
-        from .runner import train
+    def command(self, job: TrainingJob, python: Path) -> FrameworkCommand:
+        """Export into ``work/autotrain``; the ``autotrain --config`` command that trains it; how to collect it."""
+        from .runner import command
 
-        python = launch.configured_python(job.spec)
-        if python is None:
-            raise RuntimeError(launch.INSTALL_HINT)
-        return train(job, python)
+        return command(job, python)

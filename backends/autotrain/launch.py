@@ -7,19 +7,14 @@ PATH because AutoTrain starts ``accelerate`` by name.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
-import signal
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunebridge.backend import BackendStatus
-from tunebridge.isolation import interpreter_for
-from tunebridge.redact import REDACTED, SECRET_VALUE
+from tunebridge.execution.options import interpreter_for
 
 from .config import AUTOTRAIN_VERSION
 
@@ -30,12 +25,11 @@ PYTHON_ENV = "TUNEBRIDGE_AUTOTRAIN_PYTHON"
 ENV_SCRIPT = "scripts/autotrain-env.sh"
 INSTALL_HINT = (f"build an AutoTrain {AUTOTRAIN_VERSION} environment ({ENV_SCRIPT} in the tunebridge repository, "
                 f"or `make autotrain-env`) and point {PYTHON_ENV} (or backend_options.autotrain.python) at its python")
-TOKEN_IN_TEXT = re.compile(r"hf_[A-Za-z0-9]{20,}")
 
 
 def configured_python(spec: Spec | None = None) -> Path | None:
     """The AutoTrain interpreter: ``backend_options.autotrain.python`` (relative to the spec file), else
-    ``$TUNEBRIDGE_AUTOTRAIN_PYTHON``: the same rule as every backend's interpreter (tunebridge.isolation)."""
+    ``$TUNEBRIDGE_AUTOTRAIN_PYTHON``: the same rule as every backend's interpreter (tunebridge.execution.options)."""
     value = interpreter_for(spec, "autotrain") if spec is not None else os.environ.get(PYTHON_ENV)
     return Path(value).expanduser() if value else None
 
@@ -75,14 +69,6 @@ def status(python: Path | None) -> BackendStatus:
     env = environment_versions(python)
     versions.update({k: v for k, v in env.items() if k != "python"})
     return BackendStatus("ready", "", versions)
-
-
-def scrub(line: str, secrets: list[str]) -> str:
-    """``line`` without hub tokens or the values of secret environment variables."""
-    line = TOKEN_IN_TEXT.sub(REDACTED, line)
-    for secret in secrets:
-        line = line.replace(secret, REDACTED)
-    return line
 
 
 # AutoTrain seeds nothing before it builds the model and the data: trl 0.13 packs SFT data with an
@@ -133,41 +119,14 @@ def child_env(python: Path, seed: int | None = None, site_dir: Path | None = Non
     return env
 
 
-def run_autotrain(python: Path, project_dir: Path, log_path: Path, on_line: Callable[[str], None],
-                  config_file: str = "config.yml", seed: int | None = None) -> int:
-    """Run ``autotrain --config`` in ``project_dir``; every output line goes to ``log_path`` and ``on_line``.
+def autotrain_command(python: Path, project_dir: Path, config_file: str = "config.yml",
+                      seed: int | None = None) -> tuple[list[str], dict[str, str]]:
+    """``autotrain --config`` for the project in ``project_dir`` and its environment (run it in that folder).
 
     With ``seed``, Python's ``random`` is seeded in every process AutoTrain starts (deterministic packing).
     """
     site_dir = seeding_dir(project_dir / ".tunebridge-site") if seed is not None else None
-    env = child_env(python, seed, site_dir)
-    secrets = [v for k, v in env.items() if len(v) >= 8 and (SECRET_VALUE.match(v) or k in ("HF_TOKEN",))]
-    cmd = [str(python.parent / "autotrain"), "--config", config_file]
-    with log_path.open("w", encoding="utf-8") as log, subprocess.Popen(
-        cmd, cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        encoding="utf-8", errors="replace", bufsize=1, start_new_session=True,
-    ) as proc:
-        assert proc.stdout is not None
-        try:
-            for raw in proc.stdout:
-                line = scrub(raw, secrets)
-                log.write(line)
-                log.flush()
-                on_line(line)
-        except BaseException:
-            _stop(proc)  # AutoTrain's trainer runs in a grandchild (accelerate launch): end the whole group
-            raise
-        return proc.wait()
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """End ``proc`` and the processes it started (it leads its own session)."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+    return [str(python.parent / "autotrain"), "--config", config_file], child_env(python, seed, site_dir)
 
 
 def read_scalars(python: Path, runs_dir: Path) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tunebridge.backend import BackendOutput, TrainingJob
+from tunebridge.backend import BackendOutput, FrameworkCommand, TrainingJob
 from tunebridge.hf_compat import make_tokenizer_portable
 
 from . import launch
@@ -17,13 +17,12 @@ from .results import NOT_MODEL, LogFollower, global_step_from_events, judge, mod
 LOG_FILE = "autotrain.log"
 
 
-def train(job: TrainingJob, python: Path) -> BackendOutput:
-    """Write the project into ``job.work_dir/autotrain``, run it, move the model to ``job.model_dir``."""
+def command(job: TrainingJob, python: Path) -> FrameworkCommand:
+    """Write the project into ``job.work_dir/autotrain``; the command that runs it; how its result is collected."""
     folder = job.work_dir / "autotrain"
     project = autotrain_config(job.spec, job.examples, base_model_ref(job.model_path))
     write_project(project, job.examples, folder, eos_token(job.tokenizer_path))
     follower = LogFollower(logging_steps=int(project.config["params"]["logging_steps"]))
-
     job.reporter.total_steps = None  # packing and whole epochs: AutoTrain's own count, read from its log
 
     def on_line(line: str) -> None:
@@ -34,20 +33,22 @@ def train(job: TrainingJob, python: Path) -> BackendOutput:
         if record is not None:
             job.reporter.log(record["step"], {k: v for k, v in record.items() if k != "step"})
 
-    log_path = job.output_dir / LOG_FILE
-    returncode = launch.run_autotrain(python, folder, log_path, on_line, seed=job.spec.training.seed)
-    project_dir = folder / project.config["project_name"]
-    judge(project_dir, follower, returncode, log_path)
-    scalars = launch.read_scalars(python, project_dir / "runs")
-    # 0 is a real answer (an epoch too short for one accumulation makes no step): only None means unknown.
-    found = [global_step_from_events(scalars), follower.total_steps,
-             follower.records[-1]["step"] if follower.records else None]
-    global_step = next((n for n in found if n is not None), 0)
-    model_format = _collect_model(project_dir, job.model_dir, job.spec.lora)
-    metrics = _metrics(follower, global_step)
-    native = {"autotrain_config": project.config, "autotrain_log": LOG_FILE, "work_folder": "work/autotrain",
-              "environment": launch.environment_versions(python)}
-    return BackendOutput(metrics=metrics, native_config=native, model_format=model_format, global_step=global_step)
+    def finish(returncode: int, log_path: Path) -> BackendOutput:
+        project_dir = folder / project.config["project_name"]
+        judge(project_dir, follower, returncode, log_path)
+        scalars = launch.read_scalars(python, project_dir / "runs")
+        # 0 is a real answer (an epoch too short for one accumulation makes no step): only None means unknown.
+        found = [global_step_from_events(scalars), follower.total_steps,
+                 follower.records[-1]["step"] if follower.records else None]
+        global_step = next((n for n in found if n is not None), 0)
+        model_format = _collect_model(project_dir, job.model_dir, job.spec.lora)
+        native = {"autotrain_config": project.config, "autotrain_log": LOG_FILE, "work_folder": "work/autotrain",
+                  "environment": launch.environment_versions(python)}
+        return BackendOutput(metrics=_metrics(follower, global_step), native_config=native,
+                             model_format=model_format, global_step=global_step)
+
+    argv, env = launch.autotrain_command(python, folder, seed=job.spec.training.seed)
+    return FrameworkCommand(argv=argv, cwd=folder, env=env, log_name=LOG_FILE, on_line=on_line, finish=finish)
 
 
 def _collect_model(project_dir: Path, model_dir: Path, lora: Any) -> str:

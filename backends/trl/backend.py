@@ -32,6 +32,8 @@ class TRLBackend(Backend):
         precisions=frozenset({"fp32", "bf16"}),
         gradient_checkpointing=True,
         first_batch=True,
+        # torchrun: DDP (gloo on CPU, NCCL on GPUs); FSDP2 and ZeRO through the accelerate config (GPUs only)
+        distributed=frozenset({"ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"}),
     )
 
     def check(self) -> BackendStatus:
@@ -49,7 +51,7 @@ class TRLBackend(Backend):
     def check_spec(self, spec: Spec) -> None:
         """No secret in backend_options.trl but hub_token; GRPO/RLOO batches must split into num_generations groups."""
         from tunebridge.errors import SpecError
-        from tunebridge.isolation import native_options
+        from tunebridge.execution.options import native_options
         from tunebridge.redact import is_secret_key
 
         from .config import generation_batch_problem
@@ -96,7 +98,7 @@ def check_overrides(spec: Spec, native: dict) -> None:
     import difflib
 
     from tunebridge.errors import SpecError
-    from tunebridge.isolation import interpreter_for, native_options
+    from tunebridge.execution.options import interpreter_for, native_options
     from tunebridge.redact import is_secret_key
 
     options = [k for k in native_options(spec, "trl") if not is_secret_key(k)]

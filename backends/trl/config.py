@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tunebridge.examples import Examples
-from tunebridge.isolation import native_options
+from tunebridge.execution.options import native_options
 from tunebridge.redact import redact
 from tunebridge.spec import Spec
 
@@ -117,13 +117,14 @@ def lora_kwargs(spec: Spec) -> dict[str, Any] | None:
 
 def generation_batch_problem(spec: Spec) -> str | None:
     """Why GRPO/RLOO cannot split the batch into groups of num_generations completions, or None."""
-    per_step = spec.training.batch_size * spec.training.gradient_accumulation
+    per_step = spec.global_batch_size
     n = spec.rl.generation.num_generations
     if per_step % n == 0:
         return None
     prompts = max(1, per_step // n)
-    return (f"{n} must divide training.batch_size x training.gradient_accumulation = {per_step}: in GRPO/RLOO "
-            f"the batch counts completions, not prompts, and each prompt gets {n} of them (e.g. a batch of "
+    processes = f" x {spec.world_size} processes" if spec.world_size > 1 else ""
+    return (f"{n} must divide training.batch_size{processes} x training.gradient_accumulation = {per_step}: in "
+            f"GRPO/RLOO the batch counts completions, not prompts, and each prompt gets {n} of them (e.g. a batch of "
             f"{n * prompts} = {prompts} prompt(s) x {n} completions)")
 
 

@@ -72,7 +72,7 @@ def rl_rows(spec: Spec, n_prompts: int) -> int:
     times. One generation batch makes one optimizer step."""
     t = spec.training
     g = spec.rl.generation.num_generations
-    prompts_per_generation = t.batch_size * t.gradient_accumulation // g
+    prompts_per_generation = t.batch_size * spec.world_size * t.gradient_accumulation // g
     whole = (n_prompts // prompts_per_generation) * prompts_per_generation
     return whole * g
 

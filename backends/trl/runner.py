@@ -6,6 +6,7 @@ Imported only when a TRL run starts (it imports torch, transformers, datasets an
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 from collections.abc import Iterator
@@ -17,9 +18,9 @@ from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
 from transformers.utils import logging as hf_logging
 
 from tunebridge.backend import BackendOutput, TrainingJob
+from tunebridge.execution.options import native_options
 from tunebridge.hf_compat import make_tokenizer_portable
-from tunebridge.isolation import native_options
-from tunebridge.redact import is_secret_key, redact
+from tunebridge.redact import REDACTED, is_secret_key, redact
 
 from .config import algorithm_of, lora_kwargs, native_config
 
@@ -100,9 +101,13 @@ def build_trainer(job: TrainingJob, cuda: bool = False) -> tuple[Any, dict[str, 
 
     set_seed(job.spec.training.seed)
     algorithm = algorithm_of(job.spec)
-    native, _, _ = native_config(job.spec, job.examples, job.work_dir, cuda)
+    if job.plan is not None:  # computed once by the core, carried in the job
+        native = copy.deepcopy(job.plan.native_config)
+    else:
+        native, _, _ = native_config(job.spec, job.examples, job.work_dir, cuda)
     config_key = next(k for k in native if k.endswith("Config") and k != "peft.LoraConfig")
-    args = {k: v for k, v in native[config_key].items() if not is_secret_key(k)}
+    args = {k: v for k, v in native[config_key].items() if not is_secret_key(k) and v != REDACTED}
+    args["output_dir"] = str(job.work_dir / "checkpoints")  # the plan shows it relative to the output folder
     tokenizer = AutoTokenizer.from_pretrained(str(job.tokenizer_path))
     peft_config = None
     lora = lora_kwargs(job.spec)
@@ -195,21 +200,26 @@ def _train(job: TrainingJob, cuda: bool) -> BackendOutput:
         metrics.update({RENAMES.get(k, k): v for k, v in eval_metrics.items() if k.startswith("eval_")})
     metrics["global_step"] = trainer.state.global_step
     model_format = _save(trainer, job)
+    accelerator = trainer.accelerator
     return BackendOutput(metrics=metrics, native_config=native, model_format=model_format,
-                         global_step=trainer.state.global_step)
+                         global_step=trainer.state.global_step, world_size=accelerator.num_processes,
+                         distributed_type=str(accelerator.distributed_type).rsplit(".", 1)[-1])
 
 
 def _save(trainer: Any, job: TrainingJob) -> str:
-    model = trainer.model
-    fmt = "full"
-    if job.spec.lora is not None:
-        if job.spec.lora.merge:
+    """Save on the main process only (under torchrun the other ranks write nothing in the run folder)."""
+    fmt = "full" if job.spec.lora is None else ("merged" if job.spec.lora.merge else "adapter")
+    sharded = job.spec.launch.distributed and job.spec.launch.strategy != "ddp"
+    if sharded and fmt != "merged":
+        trainer.save_model(str(job.model_dir))  # FSDP / ZeRO-3 gather the full weights: every rank takes part
+    elif trainer.accelerator.is_main_process:
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        if fmt == "merged":
             model = model.merge_and_unload()
-            fmt = "merged"
-        else:
-            fmt = "adapter"
-    model.save_pretrained(job.model_dir)
-    trainer.processing_class.save_pretrained(job.model_dir)
-    make_tokenizer_portable(job.model_dir)
+        model.save_pretrained(job.model_dir)
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:
+        trainer.processing_class.save_pretrained(job.model_dir)
+        make_tokenizer_portable(job.model_dir)
     return fmt
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tunebridge.examples import Examples
-from tunebridge.isolation import native_options
+from tunebridge.execution.options import native_options
 from tunebridge.redact import redact
 from tunebridge.schedule import expected_optimizer_steps
 from tunebridge.spec import Spec

@@ -39,10 +39,10 @@ def parse_backends(backends: str | list[str] | tuple[str, ...] | None) -> list[s
 
 
 def _ready(name: str, spec: Any, registry: Any) -> bool:
-    from ..isolation import isolate_if_configured
+    from ..execution import executor_for
 
-    backend = isolate_if_configured(registry.get(name), spec)
-    return spec.task in backend.capabilities.tasks and backend.status_for(spec).ready
+    backend = registry.get(name)
+    return spec.task in backend.capabilities.tasks and executor_for(backend, spec).status().ready
 
 
 def resolve_backends(names: list[str], spec: Any, registry: Any) -> list[str]:
@@ -111,7 +111,8 @@ def compare(spec: Any, backends: str | list[str], output_dir: str | Path, overwr
     from ..progress import ProgressLine
     from ..redact import redact
     from ..rewards import check_rewards
-    from ..run import Run, prepare_output_dir
+    from ..run import Run
+    from ..run_folder import prepare_output_dir
     from ..spec import load_spec
 
     stream: TextIO | None = sys.stderr if progress is True else (progress or None)

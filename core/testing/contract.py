@@ -36,7 +36,7 @@ import pytest
 
 from ..errors import DataError, OutputExistsError, RunFailed, UnsupportedFeature
 from ..examples import prepare_examples
-from ..isolation import isolate_if_configured
+from ..execution import executor_for
 from ..plugins import get_registry
 from ..progress import METRIC_NAMES
 from ..result import TrainResult
@@ -222,8 +222,8 @@ def _values(history: list[dict[str, Any]], key: str) -> list[float]:
 
 
 def _ready_backend(name: str):
-    backend = isolate_if_configured(get_registry().get(name))
-    status = backend.check()
+    backend = executor_for(get_registry().get(name))  # how it runs here: its capabilities, status, hint
+    status = backend.status()
     if not status.ready:
         hint = f"; install: {backend.install_hint}" if status.kind in ("missing", "broken") else ""
         pytest.skip(f"backend {name!r} cannot run here: {status.describe()}{hint}")
@@ -426,12 +426,11 @@ class RLContract:
             Run(parse_spec(spec)).validate()
 
     def test_columns_reach_the_reward_and_callables_work(self, rl_backend, rl_spec, rl_dir):
-        from ..isolation import IsolatedBackend
         from . import rewards
 
         spec = _copy(rl_spec)
         # A callable stays in this interpreter; a backend running elsewhere gets the same function by reference.
-        isolated = isinstance(rl_backend, IsolatedBackend)
+        isolated = not rl_backend.in_process
         spec["rl"]["reward"] = [f"{rewards.__name__}:needs_response_column" if isolated
                                 else rewards.needs_response_column]
         spec["training"]["max_steps"] = 2

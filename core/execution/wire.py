@@ -1,8 +1,9 @@
-"""A TrainingJob as plain JSON, so that a backend can run it in another Python interpreter.
+"""The wire format between a run and its worker: job.json, result.json and the event lines.
 
-The parent writes ``job.json`` into a private temporary run folder; ``python -m tunebridge.worker``
-reads it back in the backend's environment. References (reward functions as ``"pkg.module:function"``,
-paths) travel; Python objects do not.
+The parent writes ``job.json`` (spec, final examples, the plan, resolved paths) into a private temporary
+folder; ``python -m tunebridge.worker`` reads it back in the backend's environment (one process, or every
+rank under torchrun), prints progress as event lines on stdout and writes ``result.json``. References
+(reward functions as ``"pkg.module:function"``, paths) travel; Python objects do not.
 """
 
 from __future__ import annotations
@@ -10,15 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .backend import BackendOutput, TrainingJob
-from .errors import UnsupportedFeature
-from .examples import Examples
-from .spec import Spec, parse_spec
-from .templates import Template
+from ..backend import BackendOutput, Plan, TrainingJob
+from ..errors import UnsupportedFeature
 
-JOB_FORMAT = 1
+if TYPE_CHECKING:
+    from ..spec import Spec
+
+JOB_FORMAT = 2
 EVENT_PREFIX = "@@tunebridge "
 
 
@@ -48,11 +49,16 @@ def job_to_dict(job: TrainingJob, backend: str) -> dict[str, Any]:
         "model_path": str(job.model_path),
         "tokenizer_path": str(job.tokenizer_path),
         "output_dir": str(job.output_dir),
+        "plan": job.plan.to_dict() if job.plan is not None else None,
     }
 
 
 def job_from_dict(data: dict[str, Any], reporter: Any) -> TrainingJob:
     """Rebuild the TrainingJob in the worker (``reporter`` streams events back to the parent)."""
+    from ..examples import Examples  # the spec's validation (pydantic) loads only where a job is read
+    from ..spec import parse_spec
+    from ..templates import Template
+
     if data.get("format") != JOB_FORMAT:
         raise ValueError(f"job format {data.get('format')!r} is not {JOB_FORMAT}: tunebridge versions differ")
     spec = parse_spec(data["spec"], base_dir=data["base_dir"], source=data["source"])
@@ -61,8 +67,9 @@ def job_from_dict(data: dict[str, Any], reporter: Any) -> TrainingJob:
     if ex["template"]:
         template = Template(**{**ex["template"], "optional": frozenset(ex["template"]["optional"])})
     examples = Examples(kind=ex["kind"], train=ex["train"], eval=ex["eval"], template=template, report=ex["report"])
+    plan = Plan(**data["plan"]) if data.get("plan") else None
     return TrainingJob(spec, examples, Path(data["model_path"]), Path(data["tokenizer_path"]),
-                       Path(data["output_dir"]), reporter)
+                       Path(data["output_dir"]), reporter, plan=plan)
 
 
 def output_to_dict(output: BackendOutput) -> dict[str, Any]:
