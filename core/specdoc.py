@@ -16,6 +16,7 @@ from .feedback.spec import ArgillaSpec
 from .spec import (
     DataSpec,
     GenerationOptions,
+    LaunchSpec,
     LoraSpec,
     ModelSpec,
     RewardOptions,
@@ -30,7 +31,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("(top level)", Spec), ("model", ModelSpec), ("data", DataSpec), ("data.argilla", ArgillaSpec),
     ("training", TrainingSpec),
     ("lora", LoraSpec), ("sft", SFTOptions), ("reward", RewardOptions), ("rl", RLOptions),
-    ("rl.reward[]", RewardSource), ("rl.generation", GenerationOptions),
+    ("rl.reward[]", RewardSource), ("rl.generation", GenerationOptions), ("launch", LaunchSpec),
 ]
 
 INTRO = """# Spec reference
