@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,11 @@ from .config import algorithm_of, native_config, total_steps_of
 def _config(job: TrainingJob) -> tuple[Any, dict[str, Any]]:
     from trlx.data.configs import TRLConfig
 
-    native, _, _ = native_config(job.spec, job.examples, job.work_dir)
+    if job.plan is not None:  # computed once by the core, carried in the job
+        native = copy.deepcopy(job.plan.native_config)
+        native["TRLConfig"]["train"]["checkpoint_dir"] = str(job.work_dir / "checkpoints")
+    else:
+        native, _, _ = native_config(job.spec, job.examples, job.work_dir)
     config = native["TRLConfig"]
     config["model"]["model_path"] = str(job.model_path)
     config["tokenizer"]["tokenizer_path"] = str(job.tokenizer_path)
