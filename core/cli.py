@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", required=True, help="output folder (must be empty or new)")
     p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty output folder")
 
+    p = subs.add_parser("data", help="write the examples a run would train on to .csv, .jsonl or .parquet")
+    _spec_and_backend(p)
+    p.add_argument("--output", "-o", required=True, help="file to write (.csv, .jsonl or .parquet)")
+    p.add_argument("--split", choices=["train", "eval", "all"], default="train",
+                   help="which examples (default train; all adds a `split` column)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+
     p = subs.add_parser("compare", help="train one spec on several backends, evaluate them alike, write a report")
     p.add_argument("spec", help="spec file (.yaml, .yml or .json)")
     p.add_argument("--backends", required=True,
@@ -135,6 +142,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     run = Run(args.spec, backend=args.backend)
     examples = run.validate()
+    _print_data_report(run, examples)
+    first = examples.train[0]
+    for key, value in first.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        print(f"  first example {key}: {text[:200]!r}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .run import Run
+
+    run = Run(args.spec, backend=args.backend)
+    path, n, examples = run.write_data(args.output, split=args.split, overwrite=args.overwrite)
+    _print_data_report(run, examples)
+    print(f"wrote {n} {args.split} examples to {path}")
+    return 0
+
+
+def _print_data_report(run: Any, examples: Any) -> None:
+    """What `validate` prints about the spec and the data: counts, adapted defaults, the conversion's drops."""
     r = examples.report
     print(f"spec ok: task {run.spec.task}, backend {run.backend.name} ({run.backend.check().describe()})")
     for diff in run.differences:
@@ -144,11 +171,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
         _print_conversion(r["argilla"])
     for reason, n in r.get("dialogue", {}).get("dropped", {}).items():
         print(f"  dialogue rows dropped {n}: {reason}")
-    first = examples.train[0]
-    for key, value in first.items():
-        text = value if isinstance(value, str) else json.dumps(value)
-        print(f"  first example {key}: {text[:200]!r}")
-    return 0
 
 
 def _print_conversion(c: dict) -> None:
@@ -340,8 +362,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"backends": cmd_backends, "validate": cmd_validate, "schema": cmd_schema, "plan": cmd_plan,
-            "train": cmd_train, "export": cmd_export, "compare": cmd_compare, "evaluate": cmd_evaluate,
-            "report": cmd_report}
+            "train": cmd_train, "export": cmd_export, "compare": cmd_compare, "data": cmd_data,
+            "evaluate": cmd_evaluate, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -197,6 +197,19 @@ class Run:
             except OSError as exc:
                 raise WriteError(exc.filename or out, exc, folder_contents(out)) from None
 
+    def write_data(self, path: str | Path, split: str = "train",
+                   overwrite: bool = False) -> tuple[Path, int, Examples]:
+        """Write the examples this run would train on (rendered, split, length-checked) to ``path`` (.csv, .jsonl
+        or .parquet); ``split`` is train, eval or all. Returns the file, the rows written and the examples."""
+        from .data_export import columns_for, file_format, rows_for, write_rows
+
+        path = Path(path)
+        file_format(path)  # a bad extension fails before the data is prepared
+        _, _, examples = self.prepared(self.validate())
+        columns = columns_for(self.spec.task, examples.kind, self.spec.template_task == "rl-offline")
+        rows = rows_for(examples, columns, split)
+        return write_rows(rows, columns, path, overwrite), len(rows), examples
+
     def _say_lock_note(self, lock: OutputLock) -> None:
         if lock.note:
             self.notes.append(lock.note)
