@@ -32,6 +32,7 @@ class Capabilities:
     precisions: frozenset[str] = frozenset({"fp32"})
     gradient_checkpointing: bool = False
     first_batch: bool = False  # can show its first training batch (for masking / loss parity checks)
+    resume: bool = False  # continues a run from its checkpoint (TrainingJob.resume_from): optimizer, RNG, data position
 
     def resolve_algorithm(self, task: str, requested: str = "auto") -> str:
         """The algorithm a run of ``task`` uses: ``requested``, or the backend's default for ``auto``."""
@@ -53,6 +54,7 @@ class Capabilities:
             "precisions": sorted(self.precisions),
             "gradient_checkpointing": self.gradient_checkpointing,
             "first_batch": self.first_batch,
+            "resume": self.resume,
         }
 
 
@@ -117,6 +119,8 @@ class TrainingJob:
     tokenizer_path: Path
     output_dir: Path
     reporter: RunReporter
+    # A resumed run: the checkpoint folder (under work_dir) to continue from, with the whole training state.
+    resume_from: Path | None = None
 
     @property
     def model_dir(self) -> Path:

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_and_backend(p)
     p.add_argument("--output", "-o", required=True, help="output folder (must be empty or new)")
     p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty output folder")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in the output folder from its newest complete checkpoint (same spec; "
+                        "training.max_steps / epochs may change)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
 
     p = subs.add_parser("export", help="write a project the backend's own tool runs (e.g. AutoTrain's config.yml)")
@@ -200,13 +203,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = Run(args.spec, backend=args.backend, preparing=line.stage if line else None)
     print(f"training: task {run.spec.task} on backend {run.backend.name} -> {args.output}", file=sys.stderr)
     try:
-        result = run.train(args.output, overwrite=args.overwrite, progress=line.update if line else None)
+        result = run.train(args.output, overwrite=args.overwrite, progress=line.update if line else None,
+                           resume=args.resume)
     except KeyboardInterrupt as exc:
         from .signals import exit_code, interrupted_by
 
         if line:
             line.close()
         print(f"\ninterrupted by {interrupted_by(exc)}; what the run wrote is kept in {args.output}", file=sys.stderr)
+        if run.backend.capabilities.resume:
+            from pathlib import Path
+
+            from .resume import newest_complete
+
+            checkpoint = newest_complete(Path(args.output))
+            if checkpoint is not None:
+                print(f"its newest checkpoint is at step {checkpoint.step}: continue from it with the same command, "
+                      "adding --resume (and no --overwrite)", file=sys.stderr)
         return exit_code(exc)
     finally:
         if line:

@@ -48,6 +48,7 @@ def job_to_dict(job: TrainingJob, backend: str) -> dict[str, Any]:
         "model_path": str(job.model_path),
         "tokenizer_path": str(job.tokenizer_path),
         "output_dir": str(job.output_dir),
+        "resume_from": str(job.resume_from) if job.resume_from else None,
     }
 
 
@@ -61,8 +62,9 @@ def job_from_dict(data: dict[str, Any], reporter: Any) -> TrainingJob:
     if ex["template"]:
         template = Template(**{**ex["template"], "optional": frozenset(ex["template"]["optional"])})
     examples = Examples(kind=ex["kind"], train=ex["train"], eval=ex["eval"], template=template, report=ex["report"])
+    resume_from = Path(data["resume_from"]) if data.get("resume_from") else None
     return TrainingJob(spec, examples, Path(data["model_path"]), Path(data["tokenizer_path"]),
-                       Path(data["output_dir"]), reporter)
+                       Path(data["output_dir"]), reporter, resume_from=resume_from)
 
 
 def output_to_dict(output: BackendOutput) -> dict[str, Any]:
