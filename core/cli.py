@@ -105,7 +105,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
         if row["install_hint"]:
             print(f"  install: {row['install_hint']}")
         print(f"  tasks: {', '.join(caps['tasks']) or '-'}   algorithms: {algos}")
-        extras = [k for k in ("peft", "packing", "completion_only_loss", "plain_text") if caps[k]]
+        extras = [k for k in ("peft", "packing", "completion_only_loss", "plain_text", "resume") if caps[k]]
         print(f"  features: {', '.join(extras) or '-'}")
     for f in failures:
         print(f"{f['plugin']}  (plugin failed to load)\n  status: broken - {f['error']}")
