@@ -306,3 +306,15 @@ def test_a_killed_trl_run_resumes_to_the_same_losses(tmp_path):
         assert record["metrics"][key] == pytest.approx(whole_record["metrics"][key], rel=1e-5), key
     print(f"killed after checkpoint-{killed_at}; per-step losses (whole vs resumed): "
           + ", ".join(f"{s}: {expected[s]:.7f}/{got[s]:.7f}" for s in sorted(expected)))
+
+
+def test_trlx_options_that_would_resume_or_reseed_are_refused(tmp_path):
+    from tunebridge.backends.trlx_backend.config import spec_problems
+
+    data = write_jsonl(tmp_path / "rows.jsonl", contract_rows(8))
+    spec = parse_spec({**sft_spec_dict(data, "trlx"), "backend_options": {"trlx": {
+        "train.resume_from_checkpoint": "ckpt", "train.seed": 3, "method.gen_kwargs.top_k": 5}}})
+    problems = dict(spec_problems(spec))
+    assert problems["backend_options.trlx.train.seed"] == "not accepted: set training.seed"
+    assert "start again at step 0" in problems["backend_options.trlx.train.resume_from_checkpoint"]
+    assert not any("top_k" in path for path in problems)
