@@ -37,6 +37,7 @@ class Capabilities:
     first_batch: bool = False  # can show its first training batch (for masking / loss parity checks)
     # launch.strategy values it trains under on several processes (torchrun); empty: one process only
     distributed: frozenset[str] = frozenset()
+    resume: bool = False  # continues a run from its checkpoint (TrainingJob.resume_from): optimizer, RNG, data position
 
     def resolve_algorithm(self, task: str, requested: str = "auto") -> str:
         """The algorithm a run of ``task`` uses: ``requested``, or the backend's default for ``auto``."""
@@ -59,6 +60,7 @@ class Capabilities:
             "gradient_checkpointing": self.gradient_checkpointing,
             "first_batch": self.first_batch,
             "distributed": [s for s in STRATEGIES if s in self.distributed],
+            "resume": self.resume,
         }
 
 
@@ -124,6 +126,8 @@ class TrainingJob:
     output_dir: Path
     reporter: RunReporter
     plan: Plan | None = None  # the plan the core computed once (native_config, counts); a backend reuses it
+    # A resumed run: the checkpoint folder (under work_dir) to continue from, with the whole training state.
+    resume_from: Path | None = None
 
     @property
     def model_dir(self) -> Path:

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_and_backend(p)
     p.add_argument("--output", "-o", required=True, help="output folder (must be empty or new)")
     p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty output folder")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in the output folder from its newest complete checkpoint (same spec; "
+                        "training.max_steps / epochs may change)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
     _launch(p)
 
@@ -128,7 +131,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
         if row["install_hint"]:
             print(f"  install: {row['install_hint']}")
         print(f"  tasks: {', '.join(caps['tasks']) or '-'}   algorithms: {algos}")
-        extras = [k for k in ("peft", "packing", "completion_only_loss", "plain_text") if caps[k]]
+        extras = [k for k in ("peft", "packing", "completion_only_loss", "plain_text", "resume") if caps[k]]
         print(f"  features: {', '.join(extras) or '-'}")
     for f in failures:
         print(f"{f['plugin']}  (plugin failed to load)\n  status: broken - {f['error']}")
@@ -243,13 +246,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training: task {run.spec.task} on backend {run.backend.name}{processes} -> {args.output}",
           file=sys.stderr)
     try:
-        result = run.train(args.output, overwrite=args.overwrite, progress=line.update if line else None)
+        result = run.train(args.output, overwrite=args.overwrite, progress=line.update if line else None,
+                           resume=args.resume)
     except KeyboardInterrupt as exc:
         from .signals import exit_code, interrupted_by
 
         if line:
             line.close()
         print(f"\ninterrupted by {interrupted_by(exc)}; what the run wrote is kept in {args.output}", file=sys.stderr)
+        if run.backend.capabilities.resume:
+            from pathlib import Path
+
+            from .resume import newest_complete
+
+            checkpoint = newest_complete(Path(args.output))
+            if checkpoint is not None:
+                print(f"its newest checkpoint is at step {checkpoint.step}: continue from it with the same command, "
+                      "adding --resume (and no --overwrite)", file=sys.stderr)
         return exit_code(exc)
     finally:
         if line:

@@ -80,6 +80,7 @@ class OutputLock:
         self.folder = Path(folder)
         self.path = self.folder / LOCK_NAME
         self.note = ""  # set when a stale lock was taken over
+        self.deleting = ""  # set when --overwrite empties a folder holding an unfinished run's checkpoints
         self._fd: int | None = None
 
     @property

@@ -29,6 +29,7 @@ from .prepare import check_model_source, finish_examples, protected_paths, resol
 from .progress import RunReporter, note, remove_empty_dirs, run_warnings, summarise
 from .redact import redact, scrub_text
 from .result import TrainResult
+from .resume import ResumePoint, metrics_text, resume_point
 from .rewards import check_rewards
 from .run_folder import prepare_output_dir
 from .signals import interrupt_on_signals, interrupted_by
@@ -58,6 +59,7 @@ class Run:
         self.executor: Executor = executor_for(self.backend, self.spec)
         self._prepared: tuple[Path, Path, Examples] | None = None
         self.notes: list[str] = []  # said on stderr and kept in run.json (a stale lock taken over, a cache rebuilt)
+        self.resumed_from: str | None = None  # the checkpoint a resumed run continues from (run.json resumed_from)
 
     def _protected_paths(self) -> list[Path]:
         return protected_paths(self.spec)
@@ -125,6 +127,8 @@ class Run:
     def _record(self, status: str, started: float, examples: Examples, **extra: Any) -> dict[str, Any]:
         if self.notes:
             extra = {"notes": list(self.notes), **extra}
+        if self.resumed_from:
+            extra = {"resumed_from": self.resumed_from, **extra}
         record = {
             "status": status,
             "backend": self.backend.name,
@@ -214,18 +218,24 @@ class Run:
         if lock.note:
             self.notes.append(lock.note)
             note(lock.note)
+        if lock.deleting:  # already said on stderr, before deleting
+            self.notes.append(lock.deleting)
 
     def train(self, output_dir: str | Path, overwrite: bool = False,
-              progress: ProgressCallback | None = None, preparing: Preparing | None = None) -> TrainResult:
+              progress: ProgressCallback | None = None, preparing: Preparing | None = None,
+              resume: bool = False) -> TrainResult:
         """Train and write ``output_dir`` (model/, run.json, metrics.jsonl, README.md).
 
         ``progress(step, total, record)`` hears each logged step; ``preparing`` (see ``Run``) the data preparation.
         The folder is locked for the run's life (a second run into it is refused); SIGTERM and SIGHUP stop the
         run like Ctrl-C (``KeyboardInterrupt``; run.json says ``interrupted``, naming the signal).
+        ``resume`` continues the run in ``output_dir`` from its newest complete checkpoint (see tunebridge.resume).
         """
         out = Path(output_dir)
         if preparing is not None:
             self.preparing = preparing
+        if resume:
+            self._require_resumable(out, overwrite)
         with interrupt_on_signals():
             self._require_ready()
             examples = self.validate()
@@ -233,9 +243,41 @@ class Run:
             plan = self._plan(examples)
             if self.spec.launch.node_rank > 0:
                 return self._train_other_node(out, examples, plan)
-            with prepare_output_dir(out, overwrite, protect=self._protected_paths()) as lock:
+            with prepare_output_dir(out, overwrite, protect=self._protected_paths(), keep=resume) as lock:
                 self._say_lock_note(lock)
-                return self._train(out, examples, plan, progress)
+                point = self._resume_point(out, plan) if resume else None
+                return self._train(out, examples, plan, progress, point)
+
+    def _require_resumable(self, out: Path, overwrite: bool) -> None:
+        """--resume is refused before anything is read or touched: with --overwrite, on a backend that cannot
+        resume, or into a folder no run started in."""
+        from .errors import UnsupportedFeature
+        from .resume import previous_run
+
+        if overwrite:
+            raise TunebridgeError("--resume continues the run in the output folder and --overwrite deletes it: "
+                                  "pass one of them")
+        if self.spec.launch.nnodes > 1:
+            raise TunebridgeError("--resume continues a run on one node (its checkpoints are in node 0's run folder); "
+                                  "a run over several nodes cannot resume yet: start it again with --overwrite")
+        if not self.backend.capabilities.resume:
+            others = [name for name, item in sorted(self.registry.backends.items())
+                      if item.backend.capabilities.resume and name != self.backend.name]
+            raise UnsupportedFeature(self.backend.name, "resuming a run from a checkpoint (--resume)", others,
+                                     hint="Start the run again with --overwrite, or use a backend that resumes")
+        previous_run(out)
+
+    def _resume_point(self, out: Path, plan: Plan) -> ResumePoint:
+        """Under the folder's lock: the checkpoint to continue from (read-only checks, nothing written yet)."""
+        point = resume_point(out, redact(self.spec.to_dict()), self.backend.name, plan.optimizer_steps)
+        self.resumed_from = point.checkpoint.relative_to(out)
+        total = f" of {plan.optimizer_steps}" if plan.optimizer_steps else ""
+        dropped = f", replacing {point.dropped} logged after it" if point.dropped else ""
+        text = (f"resuming from {self.resumed_from} (step {point.checkpoint.step}{total}); metrics.jsonl keeps the "
+                f"{len(point.records)} line(s) up to it{dropped}")
+        self.notes.append(text)
+        note(text)
+        return point
 
     def _train_other_node(self, out: Path, examples: Examples, plan: Plan) -> TrainResult:
         """Node ``launch.node_rank`` > 0 of a multi-node run: its ranks join the world; node 0 writes the run
@@ -276,14 +318,19 @@ class Run:
         except WriteError as exc:
             raise exc.with_kept(folder_contents(path.parent)) from None
 
-    def _train(self, out: Path, examples: Examples, plan: Plan, progress: ProgressCallback | None) -> TrainResult:
+    def _train(self, out: Path, examples: Examples, plan: Plan, progress: ProgressCallback | None,
+               resume: ResumePoint | None = None) -> TrainResult:
         started = time.monotonic()
         run_json = out / "run.json"
         reporter = RunReporter(out / "metrics.jsonl", progress)
+        if resume is not None:  # the steps up to the checkpoint are kept; the resumed run logs the later ones again
+            self._write(reporter.metrics_path, metrics_text(resume.records))
+            reporter.records = list(resume.records)
         planned = {k: v for k, v in plan.to_dict().items() if k != "native_config"}
         peak = PeakMemory()
         try:
             job = self._prepare(out, reporter, examples, plan)
+            job.resume_from = resume.checkpoint.path if resume is not None else None
             self._write(run_json, json.dumps(self._record("running", started, examples, plan=planned,
                                                           native_config=plan.native_config), indent=2, default=str))
             with peak:

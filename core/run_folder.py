@@ -8,11 +8,15 @@ from pathlib import Path
 
 from .errors import OutputExistsError, TunebridgeError
 from .lock import LOCK_NAME, OutputLock, check_not_in_use, holder, in_use
+from .progress import note
+from .resume import overwrite_note
 
 
-def prepare_output_dir(output_dir: Path, overwrite: bool, protect: list[Path] | None = None) -> OutputLock:
+def prepare_output_dir(output_dir: Path, overwrite: bool, protect: list[Path] | None = None,
+                       keep: bool = False) -> OutputLock:
     """Create ``output_dir`` and lock it for this run (see tunebridge.lock); refuse a non-empty one unless
-    ``overwrite`` (then empty it first, the lock kept). Returns the held lock: release it when the run ends."""
+    ``overwrite`` (then empty it first, the lock kept, saying what of an unfinished run it deletes) or ``keep``
+    (a resumed run: nothing is deleted). Returns the held lock: release it when the run ends."""
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputExistsError(f"output path {output_dir} exists and is not a folder")
@@ -20,7 +24,7 @@ def prepare_output_dir(output_dir: Path, overwrite: bool, protect: list[Path] | 
         info = holder(output_dir)
         if info is not None:
             raise in_use(output_dir, info)
-        if any(p.name != LOCK_NAME for p in output_dir.iterdir()):
+        if not keep and any(p.name != LOCK_NAME for p in output_dir.iterdir()):
             _check_overwrite(output_dir, overwrite, protect or [])
     created = not output_dir.exists()
     try:
@@ -35,9 +39,12 @@ def prepare_output_dir(output_dir: Path, overwrite: bool, protect: list[Path] | 
         raise
     try:
         check_not_in_use(output_dir)
-        contents = [p for p in output_dir.iterdir() if p.name != LOCK_NAME]
+        contents = [] if keep else [p for p in output_dir.iterdir() if p.name != LOCK_NAME]
         if contents:
             _check_overwrite(output_dir, overwrite, protect or [])
+            lock.deleting = overwrite_note(output_dir) or ""
+            if lock.deleting:
+                note(lock.deleting)
             for item in contents:
                 try:
                     shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()

@@ -195,7 +195,11 @@ class TrainingSpec(_Strict):
     weight_decay: float = Field(0.0, ge=0.0)
     max_grad_norm: float = Field(1.0, gt=0)
     logging_steps: int = Field(1, ge=1)
-    save_steps: int | None = Field(None, ge=1, description="Write a checkpoint every N steps (default: only the end).")
+    save_steps: int | None = Field(
+        None, ge=1, description="Write a checkpoint every N steps (default: only the end). A checkpoint holds the "
+        "whole training state (weights, optimizer, scheduler, RNG, data position): `tunebridge train --resume` "
+        "continues a stopped run from the newest complete one, on a backend that resumes (trl)."
+    )
     eval_steps: int | None = Field(
         None, ge=1, description="Evaluate on the held-out split every N steps (it is always evaluated at the end)."
     )
@@ -348,7 +352,9 @@ class Spec(_Strict):
     launch: LaunchSpec = Field(default_factory=LaunchSpec)
     backend: str = Field("trl", description="Backend name; the CLI's --backend overrides it.")
     backend_options: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Per-backend native settings, passed through and shown by plan()."
+        default_factory=dict, description="Per-backend native settings, passed through and shown by plan(). Keys "
+        "the core owns, or that the backend would silently ignore, are refused, naming the way to get them (e.g. "
+        "trl.resume_from_checkpoint: `tunebridge train --resume`; trl.seed: training.seed)."
     )
     name: str | None = Field(None, description="A name for runs of this spec (model card title).")
 

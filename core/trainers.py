@@ -38,9 +38,11 @@ class _TaskTrainer:
         return self.run.plan()
 
     def train(self, output_dir: str | Path, overwrite: bool = False,
-              progress: ProgressCallback | None = None, preparing: Preparing | None = None) -> TrainResult:
-        """Train and write the run folder; see ``Run.train`` (``preparing`` hears the data preparation)."""
-        return self.run.train(output_dir, overwrite=overwrite, progress=progress, preparing=preparing)
+              progress: ProgressCallback | None = None, preparing: Preparing | None = None,
+              resume: bool = False) -> TrainResult:
+        """Train and write the run folder; see ``Run.train`` (``preparing`` hears the data preparation, ``resume``
+        continues the run in ``output_dir`` from its newest complete checkpoint)."""
+        return self.run.train(output_dir, overwrite=overwrite, progress=progress, preparing=preparing, resume=resume)
 
 
 class SFTTrainer(_TaskTrainer):

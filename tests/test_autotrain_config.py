@@ -125,12 +125,16 @@ def test_bad_options_are_spec_errors():
         options(spec(backend_options={"autotrain": {"project_name": "with_underscore"}}))
 
 
-def test_params_override_but_core_owned_keys_do_not():
-    s = spec(backend_options={"autotrain": {"params": {"optimizer": "adamw_hf", "model": "other", "log": "wandb"}}})
+def test_params_override_but_core_owned_keys_are_refused_with_the_way_to_set_them():
+    s = spec(backend_options={"autotrain": {"params": {"optimizer": "adamw_hf"}}})
     cfg = autotrain_config(s, examples(), "m")
-    assert cfg.config["params"]["optimizer"] == "adamw_hf" and "model" not in cfg.config["params"]
-    assert cfg.config["log"] == "tensorboard"
-    assert any("params.model: set by tunebridge" in line for line in cfg.unhonoured)
+    assert cfg.config["params"]["optimizer"] == "adamw_hf" and cfg.config["log"] == "tensorboard"
+    owned = spec(backend_options={"autotrain": {"params": {"optimizer": "adamw_hf", "model": "other", "log": "wandb"}}})
+    with pytest.raises(SpecError) as caught:
+        options(owned)
+    assert [path for path, _ in caught.value.problems] == ["backend_options.autotrain.params.model",
+                                                            "backend_options.autotrain.params.log"]
+    assert "params.model: set by tunebridge, not accepted: set model.path or model.builtin" in str(caught.value)
 
 
 def test_push_to_hub_uses_environment_placeholders():

@@ -27,6 +27,17 @@ TRAINERS = {"sft": ("sft",), "reward": ("reward", "dpo", "orpo")}
 # Params tunebridge decides itself; backend_options.autotrain.params may not override them.
 CORE_OWNED = ("model", "project_name", "data_path", "train_split", "valid_split", "text_column",
               "rejected_text_column", "prompt_text_column", "token", "username", "push_to_hub", "log")
+_DATA = "tunebridge writes the data and its columns itself: set data: (and data.eval_fraction) in the spec"
+# Each core-owned params key, refused in backend_options.autotrain.params, with the way to get what it is for.
+OWNED_HOW = {
+    "model": "set model.path or model.builtin", "project_name": "set backend_options.autotrain.project_name",
+    "data_path": _DATA, "train_split": _DATA, "valid_split": _DATA, "text_column": _DATA,
+    "rejected_text_column": _DATA, "prompt_text_column": _DATA,
+    "token": "tunebridge passes ${HF_TOKEN}: set the HF_TOKEN environment variable",
+    "username": "set backend_options.autotrain.hub_username",
+    "push_to_hub": "set backend_options.autotrain.push_to_hub",
+    "log": "tunebridge reads AutoTrain's tensorboard scalars into metrics.jsonl, so it stays tensorboard",
+}
 DATA_DIR = "data"
 TOKEN_PLACEHOLDER = "${HF_TOKEN}"  # AutoTrain expands ${ENV} in hub.username / hub.token
 USERNAME_PLACEHOLDER = "${HF_USERNAME}"
@@ -63,6 +74,10 @@ def options(spec: Spec) -> dict[str, Any]:
     elif "token" in params and params["token"] not in (None, TOKEN_PLACEHOLDER):
         problems.append(("backend_options.autotrain.params.token",
                          "never put a hub token in a spec: set the HF_TOKEN environment variable instead"))
+    if isinstance(params, dict):  # keys tunebridge decides are refused, not silently dropped
+        said = {path for path, _ in problems}
+        problems += [(path, f"set by tunebridge, not accepted: {OWNED_HOW[key]}") for key in CORE_OWNED
+                     if key in params and (path := f"backend_options.autotrain.params.{key}") not in said]
     if "project_name" in opts and not valid_project_name(str(opts["project_name"])):
         problems.append(("backend_options.autotrain.project_name",
                          "AutoTrain needs letters, digits and hyphens only, at most 50 characters"))

@@ -34,6 +34,7 @@ class TRLBackend(Backend):
         first_batch=True,
         # torchrun: DDP (gloo on CPU, NCCL on GPUs); FSDP2 and ZeRO through the accelerate config (GPUs only)
         distributed=frozenset({"ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"}),
+        resume=True,
     )
 
     def check(self) -> BackendStatus:
@@ -49,13 +50,17 @@ class TRLBackend(Backend):
         return BackendStatus("ready", "", found)
 
     def check_spec(self, spec: Spec) -> None:
-        """No secret in backend_options.trl but hub_token; GRPO/RLOO batches must split into num_generations groups."""
+        """No secret in backend_options.trl but hub_token, no key the core owns or TRL ignores (REFUSED_OPTIONS);
+        GRPO/RLOO batches must split into num_generations groups."""
         from tunebridge.errors import SpecError
         from tunebridge.execution.options import native_options
         from tunebridge.redact import is_secret_key
 
-        from .config import generation_batch_problem
+        from .config import generation_batch_problem, refused_options
 
+        refused = refused_options(spec)
+        if refused:
+            raise SpecError(refused, spec.source)
         for key in native_options(spec, "trl"):
             if is_secret_key(key) and key != "hub_token":
                 raise SpecError([(f"backend_options.trl.{key}", "looks like a secret: TRL would keep it in every "

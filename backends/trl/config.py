@@ -12,6 +12,32 @@ from tunebridge.spec import Spec
 
 # Settings the user may not override through backend_options.trl: the core decides them for parity.
 CORE_OWNED = ("train_sampling_strategy", "shuffle_dataset", "seed", "data_seed", "output_dir", "report_to")
+_ORDER = "set training.shuffle: the core orders the examples once, with training.seed, for every backend"
+# backend_options.trl keys refused at validate time (the core owns them, or TRL would silently ignore them),
+# each with the way to get what it is for.
+REFUSED_OPTIONS = {
+    "seed": "set training.seed",
+    "data_seed": "set training.seed (it seeds the data order too)",
+    "train_sampling_strategy": _ORDER,
+    "shuffle_dataset": _ORDER,
+    "output_dir": "choose the run folder with `tunebridge train --output DIR` (Python: train(output_dir)); "
+                  "checkpoints go to DIR/work/checkpoints",
+    "report_to": "tunebridge writes every logged step to metrics.jsonl in the run folder (no tracker is started)",
+    "resume_from_checkpoint": "the trainer never reads it; use `tunebridge train SPEC --output DIR --resume` "
+                              "(Python: train(..., resume=True)) to continue a run from its newest checkpoint",
+    "save_only_model": "checkpoints (training.save_steps) hold the whole training state so that --resume works; "
+                       "leave training.save_steps unset to write none",
+    "do_train": "the trainer never reads it: `tunebridge train` trains, `tunebridge plan` shows without training",
+    "do_eval": "the trainer never reads it: set data.eval_fraction (and training.eval_steps) to evaluate",
+    "do_predict": "the trainer never reads it: `tunebridge evaluate RUN_DIR` scores the held-out split",
+    "dataset_kwargs": "the core tokenises the examples and TRL's own preparation is skipped (docs/backends/trl.md)",
+}
+
+
+def refused_options(spec: Spec) -> list[tuple[str, str]]:
+    """(field path, message) for each ``backend_options.trl`` key tunebridge refuses."""
+    return [(f"backend_options.trl.{key}", f"not accepted: {how}")
+            for key, how in REFUSED_OPTIONS.items() if key in native_options(spec, "trl")]
 TRAINERS = {"sft": ("trl.SFTTrainer", "SFTConfig"), "reward": ("trl.RewardTrainer", "RewardConfig"),
             "grpo": ("trl.GRPOTrainer", "GRPOConfig"), "rloo": ("trl.RLOOTrainer", "RLOOConfig")}
 # TRL's own defaults for the KL coefficient (beta), used when the spec leaves rl.kl_coef unset.
@@ -47,7 +73,7 @@ def common_kwargs(spec: Spec, work_dir: Path, has_eval: bool, cuda: bool = False
         "logging_steps": t.logging_steps,
         "logging_first_step": True,
         "save_strategy": "steps" if t.save_steps else "no",
-        "save_only_model": True,
+        "save_only_model": False,  # checkpoints hold optimizer, scheduler, RNG and data position: --resume
         "eval_strategy": "steps" if has_eval and t.eval_steps else "no",
         "bf16": t.precision == "bf16",
         "fp16": t.precision == "fp16",

@@ -185,8 +185,10 @@ def _train(job: TrainingJob, cuda: bool) -> BackendOutput:
     # Packing turns examples into fewer, longer rows: only an unpacked dataset's shrinking is a drop.
     packed = job.spec.task == "sft" and job.spec.sft.packing
     dropped_by_trl = 0 if packed else len(job.examples.train) - len(trainer.train_dataset)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
     metrics: dict[str, Any] = dict(callback.summary)
+    if job.resume_from and "train_loss" in metrics:  # TRL averages the steps of this attempt only
+        metrics["train_loss"] = _mean_logged_loss(trainer.state.log_history, metrics["train_loss"])
     if dropped_by_trl > 0:
         metrics["examples_dropped_by_backend"] = dropped_by_trl
     if callback.empty_steps:
@@ -204,6 +206,19 @@ def _train(job: TrainingJob, cuda: bool) -> BackendOutput:
     return BackendOutput(metrics=metrics, native_config=native, model_format=model_format,
                          global_step=trainer.state.global_step, world_size=accelerator.num_processes,
                          distributed_type=str(accelerator.distributed_type).rsplit(".", 1)[-1])
+
+
+def _mean_logged_loss(history: list[dict[str, Any]], fallback: float) -> float:
+    """The mean training loss over every step of a resumed run: the logged losses (the checkpoint's history and
+    this attempt's), each weighted by the steps it averages."""
+    total = steps = 0.0
+    last = 0
+    for entry in sorted((e for e in history if "loss" in e and "step" in e), key=lambda e: e["step"]):
+        if entry["step"] > last:
+            total += entry["loss"] * (entry["step"] - last)
+            steps += entry["step"] - last
+            last = entry["step"]
+    return total / steps if steps else fallback
 
 
 def _save(trainer: Any, job: TrainingJob) -> str:

@@ -32,9 +32,24 @@ def max_new_tokens(spec: Spec) -> int:
     return spec.rl.generation.max_new_tokens if spec.task == "rl" else SFT_EVAL_TOKENS
 
 
+# backend_options.trlx keys tunebridge refuses (it owns them, or they would not do what they say), each with the way
+# to get what it is for.
+REFUSED_OPTIONS = {
+    "train.seed": "set training.seed",
+    "train.checkpoint_dir": "choose the run folder with `tunebridge train --output DIR`; checkpoints go to "
+                            "DIR/work/checkpoints",
+    "train.tracker": "tunebridge writes every logged step to metrics.jsonl in the run folder (no tracker is started)",
+    "train.logging_dir": "tunebridge writes every logged step to metrics.jsonl in the run folder",
+    "train.resume_from_checkpoint": "trlx would load the weights and optimizer but start again at step 0 and the "
+                                    "start of the data; `tunebridge train --resume` continues a run exactly on "
+                                    "backend trl",
+}
+
+
 def spec_problems(spec: Spec) -> list[tuple[str, str]]:
     """What trlx cannot run, as (field, message) pairs."""
-    problems = []
+    problems = [(f"backend_options.trlx.{key}", f"not accepted: {how}") for key, how in REFUSED_OPTIONS.items()
+                if key in native_options(spec, "trlx")]
     if algorithm_of(spec) == "ppo" and _model_type(spec) == "llama":
         problems.append(("model", "trlx's PPO builds its frozen reference branch for GPT-2/GPT-J/NeoX-style models; "
                          "its Llama branch does not run on transformers 4.5x. Use a GPT-2-family model "

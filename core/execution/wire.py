@@ -50,6 +50,7 @@ def job_to_dict(job: TrainingJob, backend: str) -> dict[str, Any]:
         "tokenizer_path": str(job.tokenizer_path),
         "output_dir": str(job.output_dir),
         "plan": job.plan.to_dict() if job.plan is not None else None,
+        "resume_from": str(job.resume_from) if job.resume_from else None,
     }
 
 
@@ -68,8 +69,9 @@ def job_from_dict(data: dict[str, Any], reporter: Any) -> TrainingJob:
         template = Template(**{**ex["template"], "optional": frozenset(ex["template"]["optional"])})
     examples = Examples(kind=ex["kind"], train=ex["train"], eval=ex["eval"], template=template, report=ex["report"])
     plan = Plan(**data["plan"]) if data.get("plan") else None
+    resume_from = Path(data["resume_from"]) if data.get("resume_from") else None
     return TrainingJob(spec, examples, Path(data["model_path"]), Path(data["tokenizer_path"]),
-                       Path(data["output_dir"]), reporter, plan=plan)
+                       Path(data["output_dir"]), reporter, plan=plan, resume_from=resume_from)
 
 
 def output_to_dict(output: BackendOutput) -> dict[str, Any]:
