@@ -118,7 +118,7 @@ def test_a_lock_from_another_host_is_refused_naming_it(spec, registry, tmp_path)
 
 
 def test_a_refused_folder_that_did_not_exist_is_not_left_behind(spec, registry, tmp_path, monkeypatch):
-    import tunebridge.run as run_module
+    import tunebridge.run_folder as run_module
 
     monkeypatch.setattr(run_module, "check_not_in_use", lambda folder: (_ for _ in ()).throw(OutputInUse("busy")))
     with pytest.raises(OutputInUse):
