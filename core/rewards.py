@@ -129,14 +129,30 @@ class RewardModelScorer:
         return scores
 
 
+def reward_names(spec: Spec) -> list[str]:
+    """One distinct name per reward, for metrics (TRL's ``rewards/<name>/mean``): a function's name, or a reward
+    model's folder name (a run folder's ``model/`` is named after the run folder); repeats get ``_2``, ``_3``."""
+    names: list[str] = []
+    for source in spec.rl.reward:
+        name = source.name
+        if source.model is not None and name == "model":
+            name = spec.resolve_path(source.model).resolve().parent.name or name
+        base, n = name, 2
+        while name in names:
+            name, n = f"{base}_{n}", n + 1
+        names.append(name)
+    return names
+
+
 def _resolve(source: RewardSource, spec: Spec, index: int, load_models: bool) -> NeutralReward | None:
     field = f"rl.reward[{index}]"
+    name = reward_names(spec)[index]
     if source.model is not None:
         path = spec.resolve_path(source.model)
         if not (path / "config.json").is_file():
             raise SpecError([(f"{field}.model", f"no reward model folder at {path} (config.json missing)")],
                             spec.source)
-        return NeutralReward(RewardModelScorer(path), source.name) if load_models else None
+        return NeutralReward(RewardModelScorer(path), name) if load_models else None
     fn = source.function
     if isinstance(fn, str):
         try:
@@ -144,7 +160,7 @@ def _resolve(source: RewardSource, spec: Spec, index: int, load_models: bool) ->
         except Exception as exc:
             raise SpecError([(f"{field}.function", f"cannot import {source.function!r}: "
                               f"{type(exc).__name__}: {exc}")], spec.source) from None
-    return NeutralReward(fn, source.name)
+    return NeutralReward(fn, name)
 
 
 def check_rewards(spec: Spec) -> None:

@@ -87,3 +87,14 @@ def test_a_module_beside_the_spec_wins_and_each_spec_gets_its_own(tmp_path):
     import json
 
     assert json.loads("[1]") == [1] and import_function("json:loads")("[2]") == [2]
+
+
+def test_two_reward_models_from_run_folders_get_distinct_names(tmp_path):
+    from tunebridge.rewards import reward_names
+    from tunebridge.spec import parse_spec
+
+    spec = parse_spec({"task": "rl", "model": {"builtin": "tiny-llama"}, "data": {"path": "p.jsonl"},
+                       "rl": {"reward": [{"model": "runs/rm-helpful/model"}, {"model": "runs/rm-safe/model"},
+                                         {"model": "scorers/judge"}, "pkg.mod:length", "other.mod:length"]}},
+                      base_dir=tmp_path)
+    assert reward_names(spec) == ["rm-helpful", "rm-safe", "judge", "length", "length_2"]
