@@ -57,11 +57,6 @@ def spec_problems(spec: Spec) -> list[tuple[str, str]]:
     if algorithm_of(spec) == "ppo" and not spec.training.max_steps:
         problems.append(("training.max_steps", "PPO on trlx counts steps in rounds of rollouts, not epochs over the "
                          "data: give training.max_steps"))
-    if algorithm_of(spec) in ("ppo", "ilql") and spec.model.path:
-        folder = spec.resolve_path(spec.model.path)
-        if folder.is_dir() and not (folder / "pytorch_model.bin").is_file():
-            problems.append(("model.path", f"trlx's PPO/ILQL load {folder / 'pytorch_model.bin'} by name and it is "
-                             "missing: save one beside the model (torch.save(model.state_dict(), ...))"))
     if spec.training.max_length <= max_new_tokens(spec):
         problems.append(("training.max_length", f"trlx needs max_length ({spec.training.max_length}) above the "
                          f"generation length ({max_new_tokens(spec)}): prompts get max_length - max_new_tokens"))

@@ -23,9 +23,31 @@ def _config(job: TrainingJob) -> tuple[Any, dict[str, Any]]:
     else:
         native, _, _ = native_config(job.spec, job.examples, job.work_dir)
     config = native["TRLConfig"]
-    config["model"]["model_path"] = str(job.model_path)
+    config["model"]["model_path"] = str(loadable_base(job))
     config["tokenizer"]["tokenizer_path"] = str(job.tokenizer_path)
     return TRLConfig.from_dict(config), native
+
+
+def loadable_base(job: TrainingJob) -> Path:
+    """The starting model as trlx loads it. trlx's PPO/ILQL wrappers read ``<model>/pytorch_model.bin`` by name
+    (and try the Hub without it); a folder saved by another backend holds only ``model.safetensors``. Then a
+    view of the folder (its files linked) with that file added goes into ``work/base-model``; the user's folder
+    is not touched."""
+    source = Path(job.model_path)
+    if algorithm_of(job.spec) == "sft" or not source.is_dir() or (source / "pytorch_model.bin").is_file():
+        return source
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    view = job.work_dir / "base-model"
+    view.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if not (view / item.name).exists():
+            (view / item.name).symlink_to(item.resolve())
+    model = AutoModelForCausalLM.from_pretrained(str(source))
+    torch.save(model.state_dict(), view / "pytorch_model.bin")
+    print(f"tunebridge: {source} has no pytorch_model.bin (trlx loads it by name): prepared {view}", flush=True)
+    return view
 
 
 def _capture_metrics(job: TrainingJob) -> tuple[StepMetrics, Any]:
