@@ -205,6 +205,23 @@ class TrainingSpec(_Strict):
     )
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Mixed precision; fp32 runs everywhere.")
     gradient_checkpointing: bool = False
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
+        default_factory=list, description="Experiment trackers, through each backend's own mechanism; files go to "
+        "<output>/logs/ unless the tracker's store is configured (docs/tasks.md#experiment-trackers).")
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _one_or_many_trackers(cls, value: Any) -> Any:
+        if value is None or value == "none":
+            return []
+        if isinstance(value, str):
+            return [value]
+        return value
+
+    @field_validator("report_to")
+    @classmethod
+    def _each_once(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
 
 
 class LoraSpec(_Strict):

@@ -36,7 +36,8 @@ OWNED_HOW = {
     "token": "tunebridge passes ${HF_TOKEN}: set the HF_TOKEN environment variable",
     "username": "set backend_options.autotrain.hub_username",
     "push_to_hub": "set backend_options.autotrain.push_to_hub",
-    "log": "tunebridge reads AutoTrain's tensorboard scalars into metrics.jsonl, so it stays tensorboard",
+    "log": "tunebridge reads AutoTrain's tensorboard scalars into metrics.jsonl, so it stays tensorboard; set "
+           "training.report_to: [tensorboard] to keep the event files in logs/tensorboard",
 }
 DATA_DIR = "data"
 TOKEN_PLACEHOLDER = "${HF_TOKEN}"  # AutoTrain expands ${ENV} in hub.username / hub.token
@@ -196,6 +197,12 @@ def _unhonoured(spec: Spec, trainer: str, examples: Examples | None) -> tuple[li
         unhonoured.append("training.eval_steps: AutoTrain does not evaluate local data (validation split dropped)")
     if t.precision != "fp32":
         notes.append(f"training.precision {t.precision}: AutoTrain's mixed_precision={t.precision} needs a GPU")
+    for tracker in t.report_to:
+        if tracker != "tensorboard":
+            unhonoured.append(f"training.report_to {tracker}: the AutoTrain backend logs to tensorboard only (its "
+                              "`log` takes one tracker, and tunebridge reads the tensorboard scalars)")
+    if "tensorboard" in t.report_to:
+        notes.append("training.report_to tensorboard: AutoTrain's event files are copied to logs/tensorboard")
     if trainer in ("dpo", "orpo"):
         notes.append(f"backend_options.autotrain.trainer={trainer}: trains the policy on the preference pairs "
                      f"(llm-{trainer}); the result is a causal LM, not a reward model")

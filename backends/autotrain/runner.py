@@ -41,6 +41,10 @@ def command(job: TrainingJob, python: Path) -> FrameworkCommand:
         found = [global_step_from_events(scalars), follower.total_steps,
                  follower.records[-1]["step"] if follower.records else None]
         global_step = next((n for n in found if n is not None), 0)
+        if "tensorboard" in job.spec.training.report_to and (project_dir / "runs").is_dir():
+            from tunebridge.trackers import tensorboard_dir
+
+            shutil.copytree(project_dir / "runs", tensorboard_dir(job.output_dir), dirs_exist_ok=True)
         model_format = _collect_model(project_dir, job.model_dir, job.spec.lora)
         native = {"autotrain_config": project.config, "autotrain_log": LOG_FILE, "work_folder": "work/autotrain",
                   "environment": launch.environment_versions(python)}

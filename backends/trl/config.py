@@ -22,7 +22,7 @@ REFUSED_OPTIONS = {
     "shuffle_dataset": _ORDER,
     "output_dir": "choose the run folder with `tunebridge train --output DIR` (Python: train(output_dir)); "
                   "checkpoints go to DIR/work/checkpoints",
-    "report_to": "tunebridge writes every logged step to metrics.jsonl in the run folder (no tracker is started)",
+    "report_to": "set training.report_to: [tensorboard, mlflow, wandb] (files go to the run folder's logs/)",
     "resume_from_checkpoint": "the trainer never reads it; use `tunebridge train SPEC --output DIR --resume` "
                               "(Python: train(..., resume=True)) to continue a run from its newest checkpoint",
     "save_only_model": "checkpoints (training.save_steps) hold the whole training state so that --resume works; "
@@ -80,7 +80,7 @@ def common_kwargs(spec: Spec, work_dir: Path, has_eval: bool, cuda: bool = False
         "use_cpu": not cuda,
         "activation_checkpointing": t.gradient_checkpointing,
         "dataloader_num_workers": 0,
-        "report_to": "none",
+        "report_to": list(t.report_to) or "none",  # files under <output>/logs (tunebridge.trackers)
         "disable_tqdm": True,
     }
     if t.save_steps:

@@ -176,7 +176,10 @@ def first_batch(job: TrainingJob, cuda: bool = False) -> dict[str, list[list[int
 
 def train(job: TrainingJob, cuda: bool = False) -> BackendOutput:
     """Train, evaluate on the held-out split if any, save model + tokenizer to job.model_dir."""
-    with secrets_in_environment(native_options(job.spec, "trl")):
+    from tunebridge.trackers import run_name, trackers_in_environment
+
+    with secrets_in_environment(native_options(job.spec, "trl")), \
+            trackers_in_environment(job.spec.training.report_to, job.output_dir, run_name(job.spec)):
         return _train(job, cuda)
 
 

@@ -38,8 +38,8 @@ REFUSED_OPTIONS = {
     "train.seed": "set training.seed",
     "train.checkpoint_dir": "choose the run folder with `tunebridge train --output DIR`; checkpoints go to "
                             "DIR/work/checkpoints",
-    "train.tracker": "tunebridge writes every logged step to metrics.jsonl in the run folder (no tracker is started)",
-    "train.logging_dir": "tunebridge writes every logged step to metrics.jsonl in the run folder",
+    "train.tracker": "set training.report_to: [tensorboard] (trlx logs to one tracker; files go to logs/tensorboard)",
+    "train.logging_dir": "set training.report_to: [tensorboard]: its files go to the run folder's logs/tensorboard",
     "train.resume_from_checkpoint": "trlx would load the weights and optimizer but start again at step 0 and the "
                                     "start of the data; `tunebridge train --resume` continues a run exactly on "
                                     "backend trl",
@@ -126,8 +126,8 @@ def trlx_config(spec: Spec, examples: Examples | None, work_dir: Path) -> dict[s
         "eval_interval": t.eval_steps or total,
         "pipeline": "PromptPipeline",
         "trainer": TRAINERS[algorithm],
-        "tracker": None,
-        "logging_dir": None,
+        "tracker": "tensorboard" if "tensorboard" in t.report_to else None,
+        "logging_dir": str(work_dir.parent / "logs" / "tensorboard") if "tensorboard" in t.report_to else None,
         "checkpoint_dir": str(work_dir / "checkpoints"),
         "save_best": False,
         "save_optimizer": False,  # trlx's PPO/ILQL wrappers cannot save optimizer state with tied weights
@@ -205,6 +205,10 @@ def native_config(spec: Spec, examples: Examples | None, work_dir: Path) -> tupl
         unhonoured.append(f"training.precision {t.precision!r}: the trlx backend trains in fp32")
     if t.gradient_checkpointing:
         unhonoured.append("training.gradient_checkpointing: not available through trlx's config")
+    for tracker in t.report_to:
+        if tracker != "tensorboard":
+            unhonoured.append(f"training.report_to {tracker}: the trlx backend logs to tensorboard only (trlx takes "
+                              "one tracker, and starts W&B online)")
     if spec.task == "sft" and not spec.sft.completion_only_loss and spec.data_kind != "text":
         unhonoured.append("sft.completion_only_loss: false — trlx masks the prompt of [prompt, completion] samples "
                           "(use a `text` template for loss on everything)")

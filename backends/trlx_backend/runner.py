@@ -20,6 +20,8 @@ def _config(job: TrainingJob) -> tuple[Any, dict[str, Any]]:
     if job.plan is not None:  # computed once by the core, carried in the job
         native = copy.deepcopy(job.plan.native_config)
         native["TRLConfig"]["train"]["checkpoint_dir"] = str(job.work_dir / "checkpoints")
+        if native["TRLConfig"]["train"].get("logging_dir"):
+            native["TRLConfig"]["train"]["logging_dir"] = str(job.output_dir / "logs" / "tensorboard")
     else:
         native, _, _ = native_config(job.spec, job.examples, job.work_dir)
     config = native["TRLConfig"]
