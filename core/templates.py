@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -283,7 +284,7 @@ class _ColumnRender:
             if not optional:
                 self.suspect.update(range(self.n))
             out = [""] * self.n
-        elif all(type(v) is str for v in values):
+        elif set(map(type, values)) == {str}:
             out = values
         else:
             out = []
@@ -309,6 +310,8 @@ class _ColumnRender:
         columns = [self.texts(name) for name in names]
         if rows is not None:
             columns = [[texts[i] for i in rows] for texts in columns]
+        if pattern == "%s":
+            return list(columns[0])
         if len(columns) == 1:
             return [pattern % (v,) for v in columns[0]]
         return [pattern % values for values in zip(*columns, strict=True)]
@@ -316,15 +319,21 @@ class _ColumnRender:
     def required(self, fmt: str | None) -> list[str]:
         """``_required``: a part that must not be blank; a blank one makes its row suspect."""
         out = self.format(fmt or "")
-        self.suspect.update(i for i, text in enumerate(out) if not text.strip())
+        self.blank(out)
         return out
+
+    def blank(self, texts: list[str]) -> None:
+        """Rows whose text is blank are suspect."""
+        if not all(map(str.strip, texts)):
+            self.suspect.update(i for i, text in enumerate(texts) if not text.strip())
 
     def prompt(self) -> list[str]:
         """``_prompt``: the instruction prompt without its Context block where the context is blank."""
         fmt = self.template.prompt or ""
         if fmt != INSTRUCTION_PROMPT:
             return self.format(fmt)
-        blank = [i for i, text in enumerate(self.texts("context")) if not text.strip()]
+        context = self.texts("context")
+        blank = [] if all(map(str.strip, context)) else [i for i, text in enumerate(context) if not text.strip()]
         out = self.format(fmt)
         if blank:
             for i, text in zip(blank, self.format(INSTRUCTION_PROMPT_NO_CONTEXT, blank), strict=True):
@@ -366,12 +375,13 @@ def render_columns(column: Callable[[str], list[Any] | None], n: int, template: 
         examples = [{"text": text} for text in r.required(t.text)]
     elif t.kind == "preference":
         chosen, rejected = r.required(t.chosen), r.required(t.rejected)
-        r.suspect.update(i for i, (a, b) in enumerate(zip(chosen, rejected, strict=True)) if a == b)
+        if any(map(operator.eq, chosen, rejected)):
+            r.suspect.update(i for i, (a, b) in enumerate(zip(chosen, rejected, strict=True)) if a == b)
         examples = [{"prompt": p, "chosen": c, "rejected": j} for p, c, j in zip(r.prompt(), chosen, rejected,
                                                                                  strict=True)]
     elif t.kind == "prompt_only":
         prompts = r.prompt()
-        r.suspect.update(i for i, text in enumerate(prompts) if not text.strip())
+        r.blank(prompts)
         assert extras is not None
         examples = extras(prompts)
     else:

@@ -77,7 +77,8 @@ class _Columns:
         self.agg: dict[str, tuple[Any, str, Any]] = {}  # question -> (drop mask, reason, detail)
         for q in recipe.questions:
             self._select(q)
-        self._fields: dict[str, tuple[Any, Any, Any, Any]] = {}
+        self._fields: dict[str, tuple[Any, Any]] = {}
+        self._texts: dict[str, tuple[Any, Any]] = {}
 
     # -- units and answers -------------------------------------------------------------------------
     def _user_ids(self) -> dict[str, Any]:
@@ -224,8 +225,8 @@ class _Columns:
         return self.flat[q].values.take(_indices(self.sel[q][units]))
 
     # -- fields ------------------------------------------------------------------------------------
-    def field(self, name: str) -> tuple[Any, Any, Any, Any]:
-        """(values, non-empty, text, stripped text) of field ``name`` per record, as numpy arrays."""
+    def field(self, name: str) -> tuple[Any, Any]:
+        """(values, non-empty) of field ``name`` per record, as numpy arrays."""
         import numpy as np
 
         if name not in self._fields:
@@ -240,11 +241,19 @@ class _Columns:
                 from .annotators import is_empty
 
                 ok = [not is_empty(v) for v in values]
-            text = [v if type(v) is str else "" if v is None else v if isinstance(v, str) else str(v)
-                    for v in values]
-            self._fields[name] = (_objects(values), np.asarray(ok, dtype=bool), _objects(text),
-                                  _objects([t.strip() for t in text]))
+            self._fields[name] = (_objects(values), np.asarray(ok, dtype=bool))
         return self._fields[name]
+
+    def field_text(self, name: str) -> tuple[Any, Any]:
+        """(text, stripped text) of field ``name`` per record (``_Recipe.field_text``; '' where empty)."""
+        if name not in self._texts:
+            values = self.records.fields[name]
+            if set(map(type, values)) == {str}:
+                text = values
+            else:
+                text = [v if isinstance(v, str) else "" if v is None else str(v) for v in values]
+            self._texts[name] = (_objects(text), _objects(list(map(str.strip, text))))
+        return self._texts[name]
 
     def empty_field(self, mask: Any, name: str) -> None:
         self.fail(mask, f"empty field ({name})", f"field {name!r} is empty")
@@ -312,8 +321,7 @@ class _Columns:
         code of the first reason it is not."""
         import numpy as np
 
-        texts = [self.field(name) for name in names]
-        ok = np.stack([t[1] for t in texts]) if texts else np.zeros((0, self.n), dtype=bool)
+        ok = np.stack([self.field(name)[1] for name in names]) if names else np.zeros((0, self.n), dtype=bool)
         codes = np.zeros(len(records), dtype=np.int64)
         for which in (chosen, rejected):
             empty = ~ok[which, records] & (codes == 0)
@@ -321,7 +329,7 @@ class _Columns:
                 codes[empty & (which == f)] = self.code_of(f"empty field ({names[f]})", f"field {names[f]!r} is empty")
         live = np.flatnonzero(codes == 0)
         if len(live):
-            stripped = np.stack([t[3] for t in texts])
+            stripped = np.stack([self.field_text(name)[1] for name in names])
             same = stripped[chosen[live], records[live]] == stripped[rejected[live], records[live]]
             same_at = live[np.asarray(same, dtype=bool)]
             for c, r in set(zip(chosen[same_at].tolist(), rejected[same_at].tolist(), strict=True)):
@@ -335,7 +343,7 @@ class _Columns:
 
         if not len(which):
             return np.zeros(0, dtype=object)
-        return np.stack([self.field(name)[2] for name in names])[which, records]
+        return np.stack([self.field_text(name)[0] for name in names])[which, records]
 
 
 def _indices(index: Any) -> Any:
@@ -371,7 +379,7 @@ def convert_columns(recipe: _Recipe) -> Conversion:
         c.empty_field(~c.field(original)[1][c.unit_record], original)
         alive = np.flatnonzero(c.alive())
         edits = _objects(c.values(edited, alive).to_pylist())
-        originals = c.field(original)[3][c.unit_record[alive]]
+        originals = c.field_text(original)[1][c.unit_record[alive]]
         same = np.asarray([e.strip() == o for e, o in zip(edits.tolist(), originals.tolist(), strict=True)],
                           dtype=bool)
         unchanged = np.zeros(c.nu, dtype=bool)
@@ -380,7 +388,7 @@ def convert_columns(recipe: _Recipe) -> Conversion:
         chosen_text = np.full(c.nu, None, dtype=object)
         chosen_text[alive] = edits
         extras["chosen"] = chosen_text
-        extras["rejected"] = c.field(original)[2][c.unit_record]
+        extras["rejected"] = c.field_text(original)[0][c.unit_record]
     elif recipe_name == "label":
         question, mapping = spec.question or "", spec.candidate_map
         targets = list(mapping.values())
