@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ class Examples:
     token_lengths: list[int] | None = None  # tokens each training example puts in front of the model
     tokens: Any = None  # sft: the train split under the tokenisation rule (tunebridge.tokenize.Tokenised)
     eval_tokens: Any = None  # the same for the held-out split
+    # Chat data checked without a tokenizer: the rows as read (and the conversion report before rendering),
+    # so that finish_examples renders them with the tokenizer's chat template without reading the data again.
+    source: tuple[RawData, dict[str, Any] | None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def columns(self) -> list[str]:
@@ -168,18 +172,24 @@ def split_and_order(examples: list[dict], eval_fraction: float, seed: int, shuff
 
 
 def prepare_examples(spec: Spec, chat: Callable[[list, bool], str] | None = None,
-                     progress: Preparing | None = None) -> Examples:
+                     progress: Preparing | None = None,
+                     source: tuple[RawData, dict[str, Any] | None] | None = None) -> Examples:
     """Read the spec's data, render it with its template, split and order it.
 
     ``chat(messages, add_generation_prompt)`` renders a message list with the tokenizer's chat template;
-    without it, chat data is only checked for structure. ``progress(stage, done, total)`` hears "reading"
-    and "rendering" as they go.
+    without it, chat data is only checked for structure (and the rows are kept in ``Examples.source``).
+    ``source``: those rows, rendered again instead of reading the data a second time. ``progress(stage,
+    done, total)`` hears "reading" and "rendering" as they go.
     """
-    raw, converted = _read(spec, progress)
+    if source is None:
+        raw, converted = _read(spec, progress)
+    else:
+        raw, converted = source[0], copy.deepcopy(source[1])
     try:
         template = resolve_template(spec.data, spec.data_kind, spec.template_task)
     except SpecError as exc:
         raise SpecError(exc.problems, spec.source) from None
+    keep = (raw, copy.deepcopy(converted)) if template.kind == "chat" and chat is None else None
     # Converted records and dialogue pairs (real ones hold a few unsplittable pairs) drop and count bad rows.
     counted = converted if converted is not None else ({} if template.dialogue else None)
     rendered = (render_all(raw, template, chat, progress) if counted is None
@@ -188,7 +198,7 @@ def prepare_examples(spec: Spec, chat: Callable[[list, bool], str] | None = None
         reasons = [f"{n} dropped: {why}" for why, n in (counted or {}).get("dropped", {}).items()]
         raise DataError(f"{raw.path}: no examples to train on", reasons + (counted or {}).get("drop_examples", []))
     n_rows = raw.size
-    del raw  # the rows are rendered: do not hold both copies while splitting
+    del raw  # the rows are rendered: do not hold both copies while splitting (chat rows stay in `keep`)
     train, held_out = split_and_order(rendered, spec.data.eval_fraction, spec.training.seed, spec.training.shuffle)
     kind = template.kind if template.kind != "chat" or chat is None else "prompt_completion"
     report = {
@@ -207,4 +217,4 @@ def prepare_examples(spec: Spec, chat: Callable[[list, bool], str] | None = None
         if counted.get("dropped"):
             report["warnings"] = [f"{n_rows - len(rendered)} of {n_rows} dialogue rows cannot be "
                                   "split at the last Assistant turn and were dropped (see data.dialogue in run.json)"]
-    return Examples(kind=kind, train=train, eval=held_out, template=template, report=report)
+    return Examples(kind=kind, train=train, eval=held_out, template=template, report=report, source=keep)
