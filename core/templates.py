@@ -242,7 +242,6 @@ def _render_chat(row: dict[str, Any], template: Template, chat: Callable[[list, 
 
 # -- column by column --------------------------------------------------------------------------------------------
 ABSENT = object()  # a row without the column
-_EXTRAS_SKIPPED = ("prompt", "completion", "completions")
 
 
 @lru_cache(maxsize=256)

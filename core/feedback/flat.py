@@ -20,7 +20,14 @@ class Flat:
     values: Any  # pyarrow Array
     statuses: Any  # pyarrow string Array, no nulls
     n: int
-    users: Any = None  # pyarrow Array of user ids (null where the export has none), None when not read
+    user_ids: Any = None  # pyarrow Array of user ids (null where none), or a function building it (2.x)
+
+    @property
+    def users(self) -> Any:
+        """Each response's user id (read only under policy ``all``)."""
+        if callable(self.user_ids):
+            self.user_ids = self.user_ids()
+        return self.user_ids
 
     def nonempty(self) -> Any:
         """numpy bool per response: the value is not ``is_empty`` (None, blank text, empty list/dict)."""
@@ -164,10 +171,11 @@ def flat_v2(table: Any, question: str) -> Flat | None:
         if not (t.is_string(statuses.type) or t.is_null(statuses.type)):
             return None
         statuses = pc.fill_null(statuses.cast(pa.string()), "unknown")  # a record without statuses
-    users = _aligned(table, f"{question}.responses.users", parents, counts, len(values))
-    if users is False:
-        return None
-    return Flat(parents, values, statuses, n, users if users is not None else pa.nulls(len(values)))
+    def users() -> Any:
+        aligned = _aligned(table, f"{question}.responses.users", parents, counts, len(values))
+        return aligned if aligned is not None else pa.nulls(len(values))
+
+    return Flat(parents, values, statuses, n, users)
 
 
 def _aligned(table: Any, name: str, parents: Any, counts: Any, size: int) -> Any:
