@@ -465,6 +465,8 @@ def _ranked(c: _Columns) -> tuple[Any, Any, Any, list[str]]:
         raise Unsupported("ranking items")
     else:
         candidates = items
+    if _kind(candidates) not in ("text", "number", "null"):  # record by record: what it does with such names
+        raise Unsupported("ranked candidates")
     if np.isnan(rank).any():
         raise Unsupported("NaN ranks")
     order = np.lexsort((position, rank, unit))
