@@ -41,7 +41,8 @@ def finish_eval_examples(spec: Any, examples: Any, tokenizer_path: str | Path) -
     from .prepare import finish_examples
 
     copy = Examples(kind=examples.kind, train=list(examples.train), eval=list(examples.eval),
-                    template=examples.template, report=json.loads(json.dumps(examples.report, default=str)))
+                    template=examples.template, report=json.loads(json.dumps(examples.report, default=str)),
+                    source=examples.source)
     return finish_examples(spec, copy, Path(tokenizer_path)).eval
 
 

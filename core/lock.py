@@ -3,8 +3,10 @@
 The lock is ``<folder>/.tunebridge.lock``: an ``fcntl.flock`` held on an open file for as long as the run lives
 (the kernel releases it when the process dies, however it dies), holding who took it (pid, host, start time,
 command) for the message a second run gets. A second run into a folder in use is refused at once, with or
-without ``--overwrite``. A lock file left behind by a process that died on this host is taken over with a note;
-one written on another host is refused, naming it (delete it when you know that run is gone).
+without ``--overwrite``. A lock file left behind by a process that died on this host is taken over with a note,
+and a ``run.json`` that the dead run left at status ``running`` is marked ``interrupted`` (atomically, before
+the new run goes on; a run without ``--overwrite`` is still refused a non-empty folder first). One written on
+another host is refused, naming it (delete it when you know that run is gone).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from .errors import TunebridgeError
 
 LOCK_NAME = ".tunebridge.lock"
+RUN_RECORD = "run.json"  # a dead holder's record still saying "running" is marked interrupted on takeover
 _HELD: dict[Path, OutputLock] = {}  # folders this process holds, by resolved path
 
 
@@ -54,6 +57,30 @@ def _pid_alive(pid: Any) -> bool:
         return False
     except PermissionError:  # alive, someone else's
         return True
+    return True
+
+
+def _mark_interrupted(record: Path, previous: dict[str, Any], locked_at: float | None) -> bool:
+    """Mark ``record`` (run.json) ``interrupted`` when it still says ``running`` and was written under the dead
+    holder's lock (not before it was taken); atomically. Whether it was marked."""
+    from .files import WriteError, write_atomic
+
+    try:
+        if locked_at is not None and record.stat().st_mtime < locked_at - 1:
+            return False  # older than the dead holder's lock: not its record
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(data, dict) or data.get("status") != "running":
+        return False
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    data["status"] = "interrupted"
+    data["error"] = (f"the process (pid {previous.get('pid', '?')} on {previous.get('host', '?')}) died without "
+                     f"finishing; its lock was taken over at {now}")
+    try:
+        write_atomic(record, json.dumps(data, indent=2, default=str))
+    except WriteError:
+        return False
     return True
 
 
@@ -114,8 +141,17 @@ class OutputLock:
                 os.close(fd)
                 raise OutputInUse(f"output folder {self.folder} is locked by a tunebridge run on another host "
                                   f"({_describe(previous)}); if that run is gone, delete {self.path}")
-            state = "still running, but not holding it" if _pid_alive(previous.get("pid")) else "no longer running"
+            alive = _pid_alive(previous.get("pid"))
+            state = "still running, but not holding it" if alive else "no longer running"
             self.note = f"took over the stale lock {self.path} of {_describe(previous)} ({state})"
+            if not alive:
+                try:
+                    taken = os.fstat(fd).st_mtime  # when the dead holder wrote its lock file
+                except OSError:
+                    taken = None
+                marked = _mark_interrupted(self.folder / RUN_RECORD, previous, taken)
+                if marked:
+                    self.note += f"; its {RUN_RECORD}, left at status running, now says interrupted"
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(
                     ["tunebridge", *sys.argv[1:]] if Path(sys.argv[0]).name in ("tunebridge", "__main__.py")

@@ -124,7 +124,7 @@ def finish_examples(spec: Spec, examples: Examples, tokenizer_path: Path,
         def chat(messages: list, add_generation_prompt: bool) -> str:
             return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
-        examples = prepare_examples(spec, chat=chat, progress=progress)
+        examples = prepare_examples(spec, chat=chat, progress=progress, source=examples.source)
     finished = apply_length_rules(examples, tok, spec, progress)
     finished.tokenizer_path = tokenizer_path
     return finished

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -237,3 +238,157 @@ def _render_chat(row: dict[str, Any], template: Template, chat: Callable[[list, 
     if not full.startswith(prompt):
         raise RowProblem("the tokenizer's chat template does not render the conversation as prompt + answer")
     return {"prompt": prompt, "completion": full[len(prompt):]}
+
+
+# -- column by column --------------------------------------------------------------------------------------------
+ABSENT = object()  # a row without the column
+
+
+@lru_cache(maxsize=256)
+def _pieces(fmt: str) -> tuple[str, tuple[str, ...]] | None:
+    """``fmt`` as a %-format (its literal text escaped) and its placeholders in order, when it only pastes
+    values in (``{name}``, no conversion, format spec, attribute or index); None otherwise."""
+    out, names = [], []
+    try:
+        parsed = list(string.Formatter().parse(fmt))
+    except ValueError:  # a malformed format string: render_row says what it says
+        return None
+    for literal, name, spec, conversion in parsed:
+        out.append(literal.replace("%", "%%"))
+        if name is None:
+            continue
+        if spec or conversion or not name or name.isdigit() or any(c in name for c in ".[]"):
+            return None
+        out.append("%s")
+        names.append(name)
+    return "".join(out), tuple(names)
+
+
+class _ColumnRender:
+    """Renders every row of a template at once; rows that may raise a RowProblem are left for ``render_row``."""
+
+    def __init__(self, column: Callable[[str], list[Any] | None], n: int, template: Template):
+        self.column, self.n, self.template = column, n, template
+        self.suspect: set[int] = set()
+        self._texts: dict[str, list[str]] = {}
+
+    def texts(self, name: str) -> list[str]:
+        """Placeholder ``name`` as text per row (``_value``); a row where ``_value`` raises is suspect."""
+        if name in self._texts:
+            return self._texts[name]
+        template = self.template
+        values = self.column((template.columns or {}).get(name, name))
+        optional = name in template.optional
+        if values is None:  # no row has the column
+            if not optional:
+                self.suspect.update(range(self.n))
+            out = [""] * self.n
+        elif set(map(type, values)) == {str}:
+            out = values
+        else:
+            out = []
+            for i, value in enumerate(values):
+                if isinstance(value, str):
+                    out.append(value)
+                elif isinstance(value, bool | int | float):
+                    out.append(str(value))
+                else:
+                    out.append("")
+                    if not (optional and (value is None or value is ABSENT)):
+                        self.suspect.add(i)
+        self._texts[name] = out
+        return out
+
+    def format(self, fmt: str, rows: list[int] | None = None) -> list[str]:
+        """``_format`` for every row (or the given ones)."""
+        pieces = _pieces(fmt)
+        assert pieces is not None
+        pattern, names = pieces
+        if not names:
+            return [fmt.format_map({})] * (self.n if rows is None else len(rows))
+        columns = [self.texts(name) for name in names]
+        if rows is not None:
+            columns = [[texts[i] for i in rows] for texts in columns]
+        if pattern == "%s":
+            return list(columns[0])
+        if len(columns) == 1:
+            return [pattern % (v,) for v in columns[0]]
+        return [pattern % values for values in zip(*columns, strict=True)]
+
+    def required(self, fmt: str | None) -> list[str]:
+        """``_required``: a part that must not be blank; a blank one makes its row suspect."""
+        out = self.format(fmt or "")
+        self.blank(out)
+        return out
+
+    def blank(self, texts: list[str]) -> None:
+        """Rows whose text is blank are suspect."""
+        if not all(map(str.strip, texts)):
+            self.suspect.update(i for i, text in enumerate(texts) if not text.strip())
+
+    def prompt(self) -> list[str]:
+        """``_prompt``: the instruction prompt without its Context block where the context is blank."""
+        fmt = self.template.prompt or ""
+        if fmt != INSTRUCTION_PROMPT:
+            return self.format(fmt)
+        context = self.texts("context")
+        blank = [] if all(map(str.strip, context)) else [i for i, text in enumerate(context) if not text.strip()]
+        out = self.format(fmt)
+        if blank:
+            for i, text in zip(blank, self.format(INSTRUCTION_PROMPT_NO_CONTEXT, blank), strict=True):
+                out[i] = text
+        return out
+
+    def numbers(self, column: str) -> list[float]:
+        """``_number``: a finite int or float; anything else makes its row suspect (render_row decides)."""
+        values = self.column(column)
+        if values is None:
+            self.suspect.update(range(self.n))
+            return [0.0] * self.n
+        out = []
+        for i, value in enumerate(values):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                number = float(value)
+                if number == number and number not in (float("inf"), float("-inf")):
+                    out.append(number)
+                    continue
+            self.suspect.add(i)
+            out.append(0.0)
+        return out
+
+
+def render_columns(column: Callable[[str], list[Any] | None], n: int, template: Template,
+                   extras: Callable[[list[str]], list[dict]] | None = None) -> tuple[list[dict], list[int]] | None:
+    """Render ``n`` rows column by column: ``column(name)`` gives a column's values (``ABSENT`` where a row
+    lacks it; None when no row has it). Returns the examples and the rows (ascending) that must go through
+    ``render_row`` instead (it raises their RowProblem, or renders them when they are fine after all), or None
+    when the template is only rendered row by row (chat, hh-dialogue, format strings with conversions or
+    format specs). ``extras(prompts)`` builds prompt_only examples (the prompt, then the row's other columns)."""
+    t = template
+    if t.dialogue or t.kind == "chat" or (t.kind == "prompt_only" and extras is None):
+        return None
+    if any(fmt and _pieces(fmt) is None for fmt in (t.prompt, t.completion, t.text, t.chosen, t.rejected)):
+        return None
+    r = _ColumnRender(column, n, t)
+    if t.kind == "text":
+        examples = [{"text": text} for text in r.required(t.text)]
+    elif t.kind == "preference":
+        chosen, rejected = r.required(t.chosen), r.required(t.rejected)
+        if any(map(operator.eq, chosen, rejected)):
+            r.suspect.update(i for i, (a, b) in enumerate(zip(chosen, rejected, strict=True)) if a == b)
+        examples = [{"prompt": p, "chosen": c, "rejected": j} for p, c, j in zip(r.prompt(), chosen, rejected,
+                                                                                 strict=True)]
+    elif t.kind == "prompt_only":
+        prompts = r.prompt()
+        r.blank(prompts)
+        assert extras is not None
+        examples = extras(prompts)
+    else:
+        completions = r.required(t.completion)
+        prompts = r.prompt()
+        if t.reward:
+            examples = [{"prompt": p, "completion": c, "reward": w}
+                        for p, c, w in zip(prompts, completions, r.numbers(t.reward), strict=True)]
+        else:
+            examples = [{"prompt": p, "completion": c} for p, c in zip(prompts, completions, strict=True)]
+    return examples, sorted(r.suspect)

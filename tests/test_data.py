@@ -224,3 +224,82 @@ def test_rl_prompts_keep_the_other_columns_for_the_reward(tmp_path):
     inline = parse_spec({"task": "rl", "model": {"builtin": "tiny-llama"}, "rl": {"reward": "a.b:c"},
                          "data": {"path": str(tmp_path / "p.jsonl"), "prompt": "{instruction}"}})
     assert prepare_examples(inline).train[0]["prompt"] == "Say hi."
+
+
+# --- rendering column by column ---------------------------------------------------------------------------------
+ODD_ROWS = [
+    {"instruction": "Say hi.", "context": "", "response": "Hi!", "chosen": "a", "rejected": "b", "score": 1},
+    {"instruction": "Add.", "context": " \u3000", "response": "5", "chosen": "x", "rejected": "x", "score": "2.5"},
+    {"instruction": "100% {sure}", "context": None, "response": "  ", "chosen": "", "rejected": "b", "score": True},
+    {"instruction": 7, "context": 1.5, "response": False, "chosen": "c", "rejected": "d", "score": float("nan")},
+    {"instruction": None, "context": "ctx", "response": "r", "chosen": "c", "rejected": "d", "score": 2},
+    {"instruction": ["a list"], "context": "ctx", "response": {"a": 1}, "chosen": "c", "rejected": "e", "score": 3.5},
+    {"context": "no instruction", "response": "r", "chosen": "c", "rejected": "f", "score": None},
+    {"instruction": "ok", "context": "%s %%", "response": "\u00a0", "chosen": "g", "rejected": "h", "score": 4},
+]
+
+
+@pytest.mark.parametrize("data,task", [
+    ({"template": "instruction"}, "sft"),
+    ({"template": "instruction", "columns": {"context": "context"}}, "sft"),
+    ({"template": "instruction", "reward": "score"}, "sft"),  # (an offline reward column, as ilql renders it)
+    ({"template": "instruction", "chosen": "{chosen}", "rejected": "{rejected}"}, "reward"),
+    ({"prompt": "Q {{literal}} 100%: {instruction} / {context}\n", "completion": "{response}"}, "sft"),
+    ({"text": "{instruction}{response}"}, "sft"),
+    ({"template": "preference", "columns": {"prompt": "instruction"}}, "reward"),
+    ({"template": "instruction"}, "rl"),
+])
+def test_column_wise_rendering_equals_rendering_row_by_row(tmp_path, data, task):
+    from dataclasses import replace
+
+    from tunebridge.data import ColumnData, RawData
+    from tunebridge.examples import _render
+    from tunebridge.templates import RowProblem, render_row, resolve_template
+
+    extra = {"rl": {"reward": "tunebridge.testing.rewards:letter_e"}} if task == "rl" else {}
+    data = dict(data)
+    reward = data.pop("reward", None)
+    spec = parse_spec({"task": task, "model": {"builtin": "tiny-llama"},
+                       "data": {"path": str(tmp_path / "d.jsonl"), **data}, **extra})
+    template = resolve_template(spec.data, spec.data_kind, spec.template_task)
+    template = replace(template, reward=reward) if reward else template
+    want, problems = [], []
+    for i, row in enumerate(ODD_ROWS):
+        try:
+            want.append(render_row(row, template))
+        except RowProblem as exc:
+            problems.append((i, str(exc)))
+    assert want and problems  # the rows hold both
+    names = ["instruction", "context", "response", "chosen", "rejected", "score"]
+    full = [row for row in ODD_ROWS if "instruction" in row]
+    columns = {name: [row[name] for row in full] for name in names}
+    by_columns = ColumnData(tmp_path, columns, [f"row {i}" for i in range(len(full))])
+    for raw, expected in ((RawData(tmp_path, ODD_ROWS), (want, problems)), (by_columns, None)):
+        got, bad = _render(raw, template, None, None)
+        if expected is None:  # the column-held rows are ODD_ROWS without the row that lacks a column
+            kept = [render_row(row, template) for row in full if _renders(row, template)]
+            assert got == kept
+            continue
+        assert got == expected[0]
+        assert [(i, str(exc)) for i, exc in bad] == expected[1]
+
+
+def _renders(row, template) -> bool:
+    from tunebridge.templates import RowProblem, render_row
+
+    try:
+        render_row(row, template)
+    except RowProblem:
+        return False
+    return True
+
+
+def test_column_wise_rendering_skips_templates_it_cannot_paste():
+    from tunebridge.templates import Template, render_columns
+
+    rows = {"a": ["x", "y"]}
+    assert render_columns(rows.get, 2, Template("text", text="{a!r}")) is None
+    assert render_columns(rows.get, 2, Template("text", text="{a:>5}")) is None
+    assert render_columns(rows.get, 2, Template("chat", columns={"messages": "a"})) is None
+    examples, suspect = render_columns(rows.get, 2, Template("text", text="[{a}] 5%"))
+    assert examples == [{"text": "[x] 5%"}, {"text": "[y] 5%"}] and suspect == []

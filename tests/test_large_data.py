@@ -127,3 +127,26 @@ def test_trl_trains_on_exactly_the_core_token_ids(tmp_path, trl_available):
         want_ids, want_labels = examples.tokens.row(i)
         assert ids[: len(want_ids)] == want_ids and labels[: len(want_labels)] == want_labels
         assert all(lab == IGNORE for lab in labels[len(want_labels):])  # padding only after the row
+
+
+def test_chat_data_is_read_once_and_rendered_as_if_read_again(tmp_path, tokenizer_dir, monkeypatch):
+    import dataclasses
+
+    import tunebridge.examples as examples_module
+
+    rows = [{"messages": [{"role": "user", "content": f"hi {i}"}, {"role": "assistant", "content": f"yo {i}"}]}
+            for i in range(12)]
+    path = write_jsonl(tmp_path / "chat.jsonl", rows)
+    spec = parse_spec({**sft_spec_dict(path, "fake"), "data": {"path": str(path), "template": "chat",
+                                                               "eval_fraction": 0.25}})
+    reads = []
+    real = examples_module.read_rows
+    monkeypatch.setattr(examples_module, "read_rows", lambda *a, **k: reads.append(a) or real(*a, **k))
+    checked = prepare_examples(spec)
+    assert len(reads) == 1 and checked.kind == "chat" and checked.source is not None
+    finished = finish_examples(spec, checked, tokenizer_dir)
+    assert len(reads) == 1  # rendered from the rows kept at the check, not read again
+    again = finish_examples(spec, dataclasses.replace(checked, source=None), tokenizer_dir)
+    assert len(reads) == 2
+    assert (finished.train, finished.eval, finished.report) == (again.train, again.eval, again.report)
+    assert finished.kind == "prompt_completion" and finished.train[0]["completion"].startswith("yo ")

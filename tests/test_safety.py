@@ -108,6 +108,63 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over_with_a_note(spec, registry
     assert not (out / LOCK_NAME).exists()
 
 
+def killed_mid_run(folder: Path) -> int:
+    """A process that takes the lock on ``folder``, writes a run.json at status running and is SIGKILLed."""
+    code = ("import json, sys, time; from pathlib import Path; from tunebridge.lock import OutputLock; "
+            "out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True); OutputLock(out).acquire(); "
+            "(out / 'run.json').write_text(json.dumps({'status': 'running', 'backend': 'fake'})); "
+            "print('running', flush=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "running"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return proc.pid
+
+
+def test_taking_over_a_killed_runs_lock_marks_its_run_json_interrupted(tmp_path):
+    out = tmp_path / "out"
+    pid = killed_mid_run(out)
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+    lock = OutputLock(out).acquire()
+    try:
+        record = json.loads((out / "run.json").read_text())
+        assert record["status"] == "interrupted" and record["backend"] == "fake"
+        assert record["error"].startswith(f"the process (pid {pid} on {socket.gethostname()}) died without "
+                                          "finishing; its lock was taken over at ")
+        assert "run.json, left at status running, now says interrupted" in lock.note
+        assert not list(out.glob(".run.json.*.tmp"))
+    finally:
+        lock.release()
+
+
+def test_a_run_over_a_killed_run_notes_the_corrected_record(spec, registry, tmp_path):
+    out = tmp_path / "out"
+    killed_mid_run(out)
+    with pytest.raises(tb.TunebridgeError, match="not empty"):  # without --overwrite: refused, as before
+        Run(spec, registry=registry).train(out)
+    Run(spec, registry=registry).train(out, overwrite=True)
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "completed"
+    assert any("now says interrupted" in n for n in record["notes"])
+
+
+@pytest.mark.parametrize("status", ["completed", "failed"])
+def test_a_finished_or_older_record_is_left_alone_on_takeover(tmp_path, status):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"status": "running"}))
+    old = time.time() - 3600
+    os.utime(out / "run.json", (old, old))  # written before the dead holder took its lock: not its record
+    (out / LOCK_NAME).write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
+    with OutputLock(out) as lock:
+        assert json.loads((out / "run.json").read_text()) == {"status": "running"}
+        assert "now says interrupted" not in lock.note and "took over the stale lock" in lock.note
+    (out / "run.json").write_text(json.dumps({"status": status}))
+    (out / LOCK_NAME).write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
+    with OutputLock(out) as lock:
+        assert json.loads((out / "run.json").read_text()) == {"status": status}
+
+
 def test_a_lock_from_another_host_is_refused_naming_it(spec, registry, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

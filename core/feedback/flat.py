@@ -20,6 +20,14 @@ class Flat:
     values: Any  # pyarrow Array
     statuses: Any  # pyarrow string Array, no nulls
     n: int
+    user_ids: Any = None  # pyarrow Array of user ids (null where none), or a function building it (2.x)
+
+    @property
+    def users(self) -> Any:
+        """Each response's user id (read only under policy ``all``)."""
+        if callable(self.user_ids):
+            self.user_ids = self.user_ids()
+        return self.user_ids
 
     def nonempty(self) -> Any:
         """numpy bool per response: the value is not ``is_empty`` (None, blank text, empty list/dict)."""
@@ -43,22 +51,6 @@ class Flat:
             return {}
         names, counts = np.unique(np.asarray(left.to_pylist(), dtype=object), return_counts=True)
         return dict(zip(names.tolist(), counts.tolist(), strict=True))
-
-
-def first_values(flat: Flat, good: Any, missing: Any) -> list[Any]:
-    """Per record, the value of its first response where ``good`` holds, else ``missing``."""
-    import numpy as np
-    import pyarrow as pa
-
-    out = [missing] * flat.n
-    index = np.flatnonzero(good)
-    if len(index) == 0:
-        return out
-    records, first = np.unique(flat.parents[index], return_index=True)
-    values = flat.values.take(pa.array(index[first])).to_pylist()
-    for record, value in zip(records.tolist(), values, strict=True):
-        out[record] = value
-    return out
 
 
 def _nonempty(values: Any) -> Any:
@@ -137,7 +129,8 @@ def flat_v1(table: Any, question: str) -> Flat | None:
         status = status.cast(pa.string())
         unknown = pc.fill_null(pc.equal(status, ""), True)  # r.get("status") or "unknown"
         statuses = pc.if_else(unknown, pa.scalar("unknown"), status)
-    flat = Flat(_parents(column), values, statuses, len(column))
+    users = pc.struct_field(responses, "user_id")
+    flat = Flat(_parents(column), values, statuses, len(column), users)
     return flat if len(flat.parents) == len(values) else None
 
 
@@ -169,21 +162,114 @@ def flat_v2(table: Any, question: str) -> Flat | None:
         lengths = np.asarray(pc.fill_null(pc.list_value_length(other), 0))
         if np.any((counts > 0) & (lengths > 0) & (lengths != counts)):
             return None  # zip(strict=True) fails on these rows: read them row by row
-    if f"{question}.responses.status" not in names or t.is_null(table.column(f"{question}.responses.status").type):
+    statuses = _aligned(table, f"{question}.responses.status", parents, counts, len(values))
+    if statuses is False:
+        return None
+    if statuses is None:
         statuses = pa.array(["unknown"] * len(values), pa.string())
     else:
-        status = _combined(table, f"{question}.responses.status")
-        flat_status = pc.list_flatten(status)
-        if flat_status.null_count or not (t.is_string(flat_status.type) or t.is_null(flat_status.type)):
+        if not (t.is_string(statuses.type) or t.is_null(statuses.type)):
             return None
-        flat_status = flat_status.cast(pa.string())
-        status_parents = _parents(status)
-        status_counts = np.bincount(status_parents, minlength=n)
-        starts = np.cumsum(counts) - counts
-        status_starts = np.cumsum(status_counts) - status_counts
-        position = np.arange(len(values)) - starts[parents]
-        has = status_counts[parents] > 0
-        take = np.where(has, status_starts[parents] + position, 0)
-        picked = flat_status.take(pa.array(take)) if len(flat_status) else pa.nulls(len(values), pa.string())
-        statuses = pc.if_else(pa.array(has), picked, pa.scalar("unknown"))
-    return Flat(parents, values, statuses, n)
+        statuses = pc.fill_null(statuses.cast(pa.string()), "unknown")  # a record without statuses
+    def users() -> Any:
+        aligned = _aligned(table, f"{question}.responses.users", parents, counts, len(values))
+        return aligned if aligned is not None else pa.nulls(len(values))
+
+    return Flat(parents, values, statuses, n, users)
+
+
+def _aligned(table: Any, name: str, parents: Any, counts: Any, size: int) -> Any:
+    """The parallel list column ``name`` (``.responses.status`` / ``.users``) flattened in step with the
+    responses: null where a record has no such list; None when the column is absent (or all null); False for a
+    shape the row-by-row reading treats differently (a null inside a status list)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as t
+
+    if name not in table.column_names or t.is_null(table.column(name).type):
+        return None
+    column = _combined(table, name)
+    flat = pc.list_flatten(column)
+    if name.endswith(".status") and flat.null_count:
+        return False
+    n = len(column)
+    other_counts = np.bincount(_parents(column), minlength=n)
+    starts = np.cumsum(counts) - counts
+    other_starts = np.cumsum(other_counts) - other_counts
+    position = np.arange(size) - starts[parents]
+    has = other_counts[parents] > 0
+    take = np.where(has, other_starts[parents] + position, 0)
+    picked = flat.take(pa.array(take)) if len(flat) else pa.nulls(size, flat.type)
+    return pc.if_else(pa.array(has), picked, pa.scalar(None, flat.type))
+
+
+def value_ids(values: Any) -> Any:
+    """numpy int64 per value: equal ids where the answers are equal as the annotator policies compare them
+    (``annotators._key``: the value, or its JSON for lists and structs); None for a type not handled (or a NaN,
+    which Python never finds equal to itself). Null is id 0."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as t
+
+    kind = values.type
+    valid = np.asarray(values.is_valid(), dtype=bool)
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if t.is_string(kind) or t.is_large_string(kind) or t.is_integer(kind) or t.is_boolean(kind):
+        codes = pc.dictionary_encode(values).indices
+        return np.where(valid, np.asarray(pc.fill_null(codes, 0), dtype=np.int64) + 1, 0)
+    if t.is_floating(kind):
+        numbers = np.asarray(pc.fill_null(values, 0).to_numpy(zero_copy_only=False), dtype=float)
+        if np.isnan(numbers).any():
+            return None
+        _, inverse = np.unique(numbers, return_inverse=True)
+        return np.where(valid, inverse.reshape(-1) + 1, 0)
+    if t.is_null(kind):
+        return np.zeros(len(values), dtype=np.int64)
+    if t.is_struct(kind):
+        if kind.num_fields == 0:
+            return None
+        parts = [valid.astype(np.int64)]
+        for i in range(kind.num_fields):
+            child = value_ids(pc.struct_field(values, [i]))
+            if child is None:
+                return None
+            parts.append(np.where(valid, child, 0))
+        return _dense(np.stack(parts, axis=1))
+    if _is_list(kind):
+        lengths = np.asarray(pc.fill_null(pc.list_value_length(values), 0), dtype=np.int64)
+        child = value_ids(pc.list_flatten(values))
+        if child is None or len(child) != lengths.sum():
+            return None
+        width = int(lengths.max()) if len(lengths) else 0
+        if width > 64:  # long lists: compare them as tuples
+            starts = np.cumsum(lengths) - lengths
+            seen: dict[Any, int] = {}
+            items = child.tolist()
+            keys = [(bool(v), tuple(items[s:s + n])) for v, s, n in zip(valid.tolist(), starts.tolist(),
+                                                                        lengths.tolist(), strict=True)]
+            return np.asarray([seen.setdefault(k, len(seen)) for k in keys], dtype=np.int64) + 1
+        grid = np.full((len(values), width + 2), -1, dtype=np.int64)
+        grid[:, 0] = valid
+        grid[:, 1] = lengths
+        rows = np.repeat(np.arange(len(values)), lengths)
+        cols = np.arange(len(child)) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 2
+        grid[rows, cols] = child
+        return _dense(grid)
+    _ = pa  # pyarrow types not handled: lists of maps, unions, dictionaries ...
+    return None
+
+
+def _dense(grid: Any) -> Any:
+    """Ids 1.. per row of the int matrix ``grid``, equal where the rows are equal (column by column: a sort of
+    void rows, as ``np.unique(axis=0)`` does, is many times slower)."""
+    import numpy as np
+
+    ids = np.zeros(len(grid), dtype=np.int64)
+    for column in grid.T:
+        _, values = np.unique(column, return_inverse=True)
+        _, ids = np.unique(ids * (int(values.max(initial=0)) + 1) + values.reshape(-1), return_inverse=True)
+        ids = ids.reshape(-1)
+    return ids + 1

@@ -19,7 +19,6 @@ from typing import Any
 
 from ..errors import DataError
 from .annotators import MISSING, Drop, aggregate, annotator_units, counted, is_empty, value_of
-from .flat import first_values
 from .records import Records
 from .spec import ArgillaSpec
 
@@ -30,12 +29,16 @@ KINDS = {"text": "text", "ranking": "ranking", "label": "label_selection", "rati
 
 @dataclass
 class Conversion:
-    """Rows made from records, where each came from, and the report (kept / dropped per reason)."""
+    """Rows made from records, where each came from, and the report (kept / dropped per reason).
+
+    Converted column by column (feedback.vector), the rows are in ``columns`` and ``rows`` is empty.
+    """
 
     rows: list[dict[str, Any]]
     locations: list[str]
     report: dict[str, Any]
     drop_examples: list[str] = field(default_factory=list)
+    columns: dict[str, list[Any]] | None = None  # the rows column by column, when converted column by column
 
     def drop(self, reason: str, where: str, detail: str) -> None:
         """Count a unit (record, or record x annotator) that made no example."""
@@ -48,7 +51,7 @@ class Conversion:
 class _Recipe:
     """Resolves names against the records and builds the rows of one recipe."""
 
-    def __init__(self, records: Records, spec: ArgillaSpec):
+    def __init__(self, records: Records, spec: ArgillaSpec, columnwise: bool = True):
         self.records, self.spec = records, spec
         self.statuses = frozenset(spec.statuses)
         self.ignored: Counter = Counter()
@@ -57,27 +60,25 @@ class _Recipe:
         self.last_sources: list[tuple[str, str]] = []
         self._question_set = set(self.questions)
         self._sources: list[tuple[str, list[tuple[str, Any, Any]]]] | None = None
-        # Policy first on arrow data: each question's first counted answer per record, column by column.
-        self.flat = self._flat_questions()
+        # Arrow data: each question's responses as flat arrays (feedback.flat), for the column-wise conversion
+        # (feedback.vector); None: record by record, from ``kept``.
+        self.flat = self._flat_questions() if columnwise else None
         self._check_names()
-        self.first: dict[str, list[Any]] | None = None
+        self.kept: dict[str, list[list[Any]]] = {}
         if self.flat is not None:
-            self.first = {}
             for q in self.questions:
                 flat, nonempty = self.flat[q]
                 counted_ = flat.counted(self.statuses)
                 self.ignored.update(flat.ignored(counted_))
-                self.first[q] = first_values(flat, counted_ & nonempty, MISSING)
                 self.flat[q] = (flat, nonempty, counted_)
-            self.kept: dict[str, list[list[Any]]] = {}
         else:
             self.kept = {q: [counted(r, self.statuses, self.ignored) for r in records.responses[q]]
                          for q in self.questions}
         self._check_answered()
 
     def _flat_questions(self) -> dict[str, Any] | None:
-        """question -> (Flat, non-empty mask) when every question read has a flat form and the policy is first."""
-        if self.spec.annotators != "first" or self.records.flat is None:
+        """question -> (Flat, non-empty mask) when every question read has a flat form."""
+        if self.records.flat is None:
             return None
         out = {}
         for q in self.questions:
@@ -181,8 +182,6 @@ class _Recipe:
         """The answer to ``question`` on record ``i``: the policy's, or ``user``'s under policy all."""
         if user is not None:
             return value_of(self.kept[question][i], user)
-        if self.first is not None:
-            return self.first[question][i]
         policy = self.spec.annotators if self.spec.annotators != "all" else "first"  # "all" with nobody: no answer
         return aggregate(question, self.kept[question][i], policy)
 
@@ -223,10 +222,7 @@ class _Recipe:
     def _source(self, name: str) -> tuple[str, Any, Any]:
         """(name, values per record, whether each is a value) for a column source; values None: ask ``answer``."""
         if name in self._question_set:
-            if self.first is None:
-                return name, None, None
-            values = self.first[name]
-            return name, values, [v is not MISSING for v in values]
+            return name, None, None
         values = self.records.fields[name]
         ok = None
         if self.records.table is not None and name in self.records.table.column_names:
@@ -332,8 +328,19 @@ class _Recipe:
 
 
 def convert(records: Records, spec: ArgillaSpec) -> Conversion:
-    """Turn ``records`` into rows with the spec's recipe and annotator policy; report kept and dropped."""
+    """Turn ``records`` into rows with the spec's recipe and annotator policy; report kept and dropped.
+
+    Arrow data goes column by column (feedback.vector); other data, and arrow shapes that the column-wise
+    conversion does not reproduce exactly, record by record here. Both give the same rows and report.
+    """
     recipe = _Recipe(records, spec)
+    if recipe.flat is not None:
+        from .vector import Unsupported, convert_columns
+
+        try:
+            return convert_columns(recipe)
+        except Unsupported:
+            recipe = _Recipe(records, spec, columnwise=False)
     report: dict[str, Any] = {"format": records.format, "recipe": spec.recipe, "annotators": spec.annotators,
                               "statuses": list(spec.statuses), "records": len(records), "dropped": {}}
     out = Conversion([], [], report)

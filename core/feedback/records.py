@@ -217,6 +217,16 @@ def _has_time(kind: Any) -> bool:
 
 
 def _ids(columns: Columns, keys: tuple[str, ...], n: int) -> list[str]:
+    """Each record's id: the first of ``keys`` that it has, else its row number."""
+    table = columns._table
+    if table is not None:  # the usual case: the first key is a text column without nulls
+        import pyarrow.types as t
+
+        present = [key for key in keys if key in columns]
+        if present:
+            column = table.column(present[0])
+            if (t.is_string(column.type) or t.is_large_string(column.type)) and column.null_count == 0:
+                return column.to_pylist()
     ids = [f"row {i + 1}" for i in range(n)]
     for key in reversed(keys):
         if key in columns:

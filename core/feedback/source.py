@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..data import RawData
+from ..data import ColumnData, RawData
 from ..errors import DataError
 from .live import is_live, read_live
 from .recipes import convert
@@ -36,4 +36,6 @@ def argilla_rows(spec: Spec) -> tuple[RawData, dict[str, Any]]:
     report = conversion.report
     if conversion.drop_examples:
         report["drop_examples"] = conversion.drop_examples
+    if conversion.columns is not None:  # converted column by column: the rows stay columns for the templates
+        return ColumnData(records.path, conversion.columns, conversion.locations), report
     return RawData(records.path, conversion.rows, conversion.locations), report
