@@ -133,6 +133,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
         print(f"  tasks: {', '.join(caps['tasks']) or '-'}   algorithms: {algos}")
         extras = [k for k in ("peft", "packing", "completion_only_loss", "plain_text", "resume") if caps[k]]
         print(f"  features: {', '.join(extras) or '-'}")
+        if caps["distributed"]:
+            print(f"  several processes (torchrun): {', '.join(caps['distributed'])}")
     for f in failures:
         print(f"{f['plugin']}  (plugin failed to load)\n  status: broken - {f['error']}")
     for name in registry.disabled:
