@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Spec": "spec", "load_spec": "spec", "parse_spec": "spec",
     "SFTTrainer": "trainers", "RewardTrainer": "trainers", "RLTrainer": "trainers",
+    "PreferenceTrainer": "trainers",
     "Run": "run", "TrainResult": "result", "hookimpl": "hookspecs", "get_registry": "plugins",
     "Backend": "backend", "Capabilities": "backend", "BackendStatus": "backend", "Plan": "backend",
     "BackendOutput": "backend", "TrainingJob": "backend",
@@ -33,7 +34,8 @@ _LAZY = {
 __all__ = [
     "BackendNotFound", "BackendUnavailable", "DataError", "OutputExistsError", "RunFailed", "SpecError",
     "TunebridgeError", "UnsupportedFeature", "__version__",
-    "Spec", "load_spec", "parse_spec", "SFTTrainer", "RewardTrainer", "RLTrainer", "Run", "TrainResult",
+    "Spec", "load_spec", "parse_spec", "SFTTrainer", "RewardTrainer", "RLTrainer", "PreferenceTrainer", "Run",
+    "TrainResult",
     "hookimpl", "get_registry", "Backend", "Capabilities", "BackendStatus", "Plan", "BackendOutput", "TrainingJob",
     "compare", "evaluate", "OutputInUse", "WriteError", "RunInterrupted",
 ]
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
     from .run import Run
     from .signals import RunInterrupted
     from .spec import Spec, load_spec, parse_spec
-    from .trainers import RewardTrainer, RLTrainer, SFTTrainer
+    from .trainers import PreferenceTrainer, RewardTrainer, RLTrainer, SFTTrainer
 
 
 def __getattr__(name: str) -> Any:

@@ -298,6 +298,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"reward mean    {m['first_reward_mean']:.4f} -> {m['final_reward_mean']:.4f}")
     if "first_accuracy" in m:
         print(f"accuracy       {m['first_accuracy']:.3f} -> {m['final_accuracy']:.3f} (pairs ranked right)")
+    if "first_margin" in m:
+        print(f"margin         {m['first_margin']:.4f} -> {m['final_margin']:.4f} (chosen - rejected)")
     if "eval_loss" in m:
         print(f"eval loss      {m['eval_loss']:.4f}" + (f" (eval accuracy {m['eval_accuracy']:.3f})"
                                                       if "eval_accuracy" in m else ""))
@@ -362,6 +364,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
               f"({result['examples']} held-out examples, {result['tokens']} tokens)")
     elif result["task"] == "reward":
         print(f"accuracy {result['accuracy']:.4f}  margin {result['margin']:.4f}  ({result['pairs']} held-out pairs)")
+    elif result["task"] == "preference":
+        print(f"accuracy {result['accuracy']:.4f}  log-prob margin {result['margin']:.4f} (chosen - rejected, "
+              f"summed over answer tokens; {result['pairs']} held-out pairs)")
     else:
         print(f"reward mean {result['reward_mean']:.6f}  ({result['samples']} completions for "
               f"{result['prompts']} held-out prompts)")

@@ -7,6 +7,11 @@ saved, so the figures of runs on different backends can be compared whatever eac
   every token plus EOS), with the rule in ``tunebridge.tokenize``; perplexity = exp(loss).
 - reward: pairwise accuracy (share of pairs whose chosen answer scores strictly higher) and the mean margin
   (chosen score - rejected score), each answer scored as prompt + answer + EOS.
+- preference: the policy's own preference for the chosen answer: margin = mean over pairs of
+  log p(chosen | prompt) - log p(rejected | prompt), each the sum of the answer's token log-probabilities
+  (answer + EOS, the prompt as context, the sft tokenisation rule), and accuracy = share of pairs with a
+  positive margin. It is the policy alone, not DPO's implicit reward against a reference: compare's baseline
+  row holds the same figures for the starting model, so the gain is the difference between the two rows.
 - rl: mean reward, through the spec's own reward(s) (weighted sum), of completions sampled for the held-out
   prompts with ``rl.generation`` (``num_generations`` per prompt) and the spec's seed.
 
@@ -155,6 +160,40 @@ def reward_accuracy(model: Any, tokenizer: Any, examples: list[dict[str, Any]], 
             "pairs": len(margins)}
 
 
+def completion_logps(model: Any, tokenizer: Any, pairs: list[tuple[str, str]], max_length: int,
+                     batch_size: int = BATCH_SIZE) -> list[float]:
+    """Sum of the log-probabilities of each (prompt, answer)'s answer tokens + EOS under a causal LM."""
+    import torch
+
+    out: list[float] = []
+    encoded = [encode_example(tokenizer, {"prompt": p, "completion": a}, max_length) for p, a in pairs]
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start:start + batch_size]
+        ids, mask = _pad([c[0] for c in chunk], tokenizer.pad_token_id)
+        labels, _ = _pad([c[1] for c in chunk], IGNORE)
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        logp = torch.log_softmax(logits[:, :-1, :], dim=-1)
+        target = labels[:, 1:]
+        keep = target != IGNORE
+        picked = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        out += (picked * keep).sum(dim=1).tolist()
+    return out
+
+
+def preference_margin(model: Any, tokenizer: Any, examples: list[dict[str, Any]], max_length: int,
+                      batch_size: int = BATCH_SIZE) -> dict[str, Any]:
+    """A policy's chosen-vs-rejected log-probability margin (mean) and the share of pairs it prefers rightly."""
+    chosen = completion_logps(model, tokenizer, [(ex["prompt"], ex["chosen"]) for ex in examples], max_length,
+                              batch_size)
+    rejected = completion_logps(model, tokenizer, [(ex["prompt"], ex["rejected"]) for ex in examples], max_length,
+                                batch_size)
+    margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
+    return {"accuracy": sum(m > 0 for m in margins) / len(margins), "margin": sum(margins) / len(margins),
+            "logps_chosen": sum(chosen) / len(chosen), "logps_rejected": sum(rejected) / len(rejected),
+            "pairs": len(margins)}
+
+
 def rl_reward(model: Any, tokenizer: Any, examples: list[dict[str, Any]], spec: Any,
               batch_size: int = BATCH_SIZE) -> dict[str, Any]:
     """Mean (weighted) reward of completions sampled for the held-out prompts with the spec's generation settings."""
@@ -212,6 +251,8 @@ def evaluate_model(spec: Any, model_dir: str | Path, examples: list[dict[str, An
         return sft_loss(model, _tokenizer(tok_dir), examples, spec.training.max_length, batch_size)
     if spec.task == "reward":
         return reward_accuracy(model, _tokenizer(tok_dir), examples, spec.training.max_length, batch_size)
+    if spec.task == "preference":
+        return preference_margin(model, _tokenizer(tok_dir), examples, spec.training.max_length, batch_size)
     return rl_reward(model, _tokenizer(tok_dir, padding_side="left"), examples, spec, batch_size)
 
 

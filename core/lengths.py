@@ -5,8 +5,9 @@
   end is cut) and, with completion-only loss on unpacked examples, those whose prompt alone fills max_length
   (nothing left to learn): a warning, or an error when that is every example. Packed or whole-text training
   cuts no completion away.
-- reward: a pair whose prompt + answer (+ EOS) is longer than max_length is dropped and counted
-  (``reward.over_length: drop``) or has its answers cut to fit (``truncate``). Nothing left is an error.
+- reward and preference: a pair whose prompt + answer (+ EOS) is longer than max_length is dropped and counted
+  (``reward.over_length`` / ``preference.over_length: drop``) or has its answers cut to fit (``truncate``).
+  Nothing left is an error.
 - rl: report the longest prompt.
 """
 
@@ -36,9 +37,9 @@ def apply_length_rules(examples: Examples, tok: Any, spec: Spec, progress: Prepa
     if examples.kind in ("prompt_completion", "text"):
         _sft_lengths(examples, tok, max_length, spec, progress)
     elif examples.kind == "preference":
-        examples.train = _fit_pairs(examples, tok, max_length, spec.reward.over_length, "train")
+        examples.train = _fit_pairs(examples, tok, max_length, spec.over_length, "train", spec.task)
         if examples.eval:
-            examples.eval = _fit_pairs(examples, tok, max_length, spec.reward.over_length, "eval")
+            examples.eval = _fit_pairs(examples, tok, max_length, spec.over_length, "eval", spec.task)
     elif examples.kind == "prompt_only":
         examples.token_lengths = _count(tok, [ex["prompt"] for ex in examples.train])
         examples.report["longest_prompt_tokens"] = max(examples.token_lengths)
@@ -104,7 +105,8 @@ def _truncate_answer(tok: Any, prompt: str, answer: str, budget: int) -> str | N
     return text[len(prompt):]
 
 
-def _fit_pairs(examples: Examples, tok: Any, max_length: int, policy: str, split: str) -> list[dict]:
+def _fit_pairs(examples: Examples, tok: Any, max_length: int, policy: str, split: str,
+               task: str = "reward") -> list[dict]:
     pairs = examples.train if split == "train" else examples.eval
     budget = max_length - 1  # room for the EOS the backend appends
     chosen = _count(tok, [ex["prompt"] + ex["chosen"] for ex in pairs])
@@ -133,7 +135,7 @@ def _fit_pairs(examples: Examples, tok: Any, max_length: int, policy: str, split
         report[f"{split}_over_max_length"] = too_long
         _warn(examples, f"{too_long} of {len(pairs)} {split} pairs are longer than training.max_length={max_length} "
                         f"tokens and were dropped" + (" (their prompt alone does not fit)" if policy == "truncate"
-                                                      else "; set reward.over_length: truncate to keep them"))
+                                                      else f"; set {task}.over_length: truncate to keep them"))
     if truncated:
         examples.report[f"{split}_truncated_pairs"] = truncated
     examples.report["train" if split == "train" else "eval"] = len(kept)

@@ -47,6 +47,24 @@ def model_card(record: dict[str, Any]) -> str:
         dropped = data.get("dropped")
         if dropped:
             lines.append(f"Dropped: {json.dumps(dropped)}.")
+    if spec["task"] == "preference":
+        pref = spec["preference"]
+        algorithm = record.get("algorithm") or pref["algorithm"]
+        reference = record.get("native_config", {}).get("reference_model") if isinstance(
+            record.get("native_config"), dict) else None
+        lines += ["", "## Preference tuning", "",
+                  f"A causal language model (a policy), trained straight from preference pairs with {algorithm} "
+                  "(no separate reward model); load it with `AutoModelForCausalLM`.",
+                  f"- algorithm: {algorithm}, beta {pref['beta']}",
+                  f"- pairs longer than max_length: {pref['over_length']}"]
+        if reference:
+            lines.append(f"- reference model: {reference}")
+        if algorithm == "kto":
+            lines.append("- KTO took each pair as two unpaired examples: prompt + chosen (desirable) and prompt + "
+                         "rejected (undesirable)")
+        dropped = data.get("dropped")
+        if dropped:
+            lines.append(f"- dropped: {json.dumps(dropped)}")
     if spec["task"] == "rl":
         rl = spec["rl"]
         rewards = ", ".join(f"{r.get('function') or r.get('model')} (weight {r['weight']})" for r in rl["reward"])

@@ -27,10 +27,10 @@ def neutral_truncation(spec: Spec, examples: Examples | None) -> str:
     """What the core's length rules do to the examples (backends that cut differently say so)."""
     n = spec.training.max_length
     report = examples.report if examples else {}
-    if spec.task == "reward":
+    if spec.task in ("reward", "preference"):
         dropped = sum(v for k, v in report.get("dropped", {}).items() if k.endswith("over_max_length"))
         cut = report.get("train_truncated_pairs", 0) + report.get("eval_truncated_pairs", 0)
-        return f"pairs over {n} tokens: {spec.reward.over_length} ({dropped} dropped, {cut} cut to fit)"
+        return f"pairs over {n} tokens: {spec.over_length} ({dropped} dropped, {cut} cut to fit)"
     if spec.task == "rl" and spec.template_task != "rl-offline":
         return f"prompts not cut (longest {report.get('longest_prompt_tokens', '?')} tokens)"
     if spec.task == "sft" and spec.sft.packing:

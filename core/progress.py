@@ -17,6 +17,25 @@ METRIC_NAMES = ("step", "loss", "learning_rate", "grad_norm", "epoch", "eval_los
 # (share of prompts whose completions all got the same reward).
 REWARD_METRICS = ("accuracy", "margin")
 RL_METRICS = ("reward_mean", "reward_std", "kl", "frac_reward_zero_std")
+# preference (DPO, KTO, ORPO) logs, on every backend: `rewards_chosen` / `rewards_rejected` (the implicit rewards,
+# beta x log-ratio policy/reference; ORPO: beta x log-odds), `margin` (their mean difference), `accuracy` (share of
+# pairs whose chosen reward is higher; KTO logs none), `logps_chosen` / `logps_rejected` (policy log-probabilities).
+PREFERENCE_METRICS = ("rewards_chosen", "rewards_rejected", "margin", "accuracy", "logps_chosen", "logps_rejected")
+# The frameworks' preference names (TRL 1.16 and trl 0.13, which AutoTrain runs) -> the neutral ones.
+PREFERENCE_RENAMES = {"rewards/chosen": "rewards_chosen", "rewards/rejected": "rewards_rejected",
+                      "rewards/margins": "margin", "rewards/accuracies": "accuracy",
+                      "logps/chosen": "logps_chosen", "logps/rejected": "logps_rejected",
+                      "logits/chosen": "logits_chosen", "logits/rejected": "logits_rejected"}
+
+
+def preference_names(logs: dict[str, Any]) -> dict[str, Any]:
+    """``logs`` with the frameworks' preference metric names (``rewards/margins``, ``eval_rewards/chosen`` ...)
+    in the neutral ones (``margin``, ``eval_rewards_chosen`` ...); other keys unchanged."""
+    out: dict[str, Any] = {}
+    for key, value in logs.items():
+        prefix = "eval_" if key.startswith("eval_") else ""
+        out[prefix + PREFERENCE_RENAMES.get(key[len(prefix):], key[len(prefix):])] = value
+    return out
 
 
 def _clean(value: Any) -> Any:
@@ -25,7 +44,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-SUMMARISED = ("loss", "reward_mean", "accuracy")
+SUMMARISED = ("loss", "reward_mean", "accuracy", "margin")
 
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -99,7 +118,7 @@ class ProgressLine:
         parts = [f"step {step}/{total}" if total else f"step {step}"]
         if record.get("loss") is not None:
             parts.append(f"loss {record['loss']:.4f}")
-        for key, label in (("reward_mean", "reward"), ("accuracy", "acc")):
+        for key, label in (("reward_mean", "reward"), ("accuracy", "acc"), ("margin", "margin")):
             if record.get(key) is not None:
                 parts.append(f"{label} {record[key]:.3f}")
         if record.get("eval_loss") is not None:

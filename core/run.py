@@ -133,8 +133,7 @@ class Run:
             "status": status,
             "backend": self.backend.name,
             "task": self.spec.task,
-            "algorithm": self.backend.capabilities.resolve_algorithm(
-                self.spec.task, self.spec.rl.algorithm if self.spec.task == "rl" else "auto"),
+            "algorithm": self.backend.capabilities.resolve_algorithm(self.spec.task, self.spec.requested_algorithm),
             "seed": self.spec.training.seed,
             "spec": self.spec.to_dict(),
             "differences": [d.to_dict() for d in self.differences],

@@ -23,7 +23,8 @@ from pydantic.json_schema import SkipJsonSchema
 from .errors import SpecError
 from .feedback.spec import ArgillaSpec
 
-Task = Literal["sft", "reward", "rl"]
+Task = Literal["sft", "reward", "rl", "preference"]
+PREFERENCE_ALGORITHMS = ("dpo", "kto", "orpo")
 NAMED_TEMPLATES = ("instruction", "prompt-completion", "chat")
 BUILTIN_MODELS = ("tiny-llama", "tiny-gpt2")
 
@@ -174,6 +175,8 @@ TASK_TEMPLATES = {
     "sft": ("prompt-completion", {"instruction", "prompt-completion", "chat", "inline", "text", "hh-dialogue"}),
     "reward": ("preference", {"preference", "inline-preference", "instruction", "hh-dialogue"}),
     "rl": ("prompt", {"prompt", "inline-prompt", "instruction", "hh-dialogue"}),
+    # A policy straight from preference pairs: the same data as reward.
+    "preference": ("preference", {"preference", "inline-preference", "instruction", "hh-dialogue"}),
     # Offline RL (ilql) learns from finished samples with a reward each: prompt + completion + data.reward.
     "rl-offline": ("prompt-completion", {"prompt-completion", "inline", "instruction"}),
 }
@@ -283,6 +286,26 @@ class RewardOptions(_Strict):
     )
 
 
+class PreferenceOptions(_Strict):
+    """Options of the preference task: a policy (causal LM) trained straight from preference pairs."""
+
+    algorithm: Literal["auto", "dpo", "kto", "orpo"] = Field(
+        "auto", description="auto = dpo. kto takes each pair as two unpaired examples (chosen desirable, "
+        "rejected undesirable); orpo needs no reference model."
+    )
+    beta: float = Field(0.1, gt=0, description="Strength of the preference term: DPO/KTO's KL temperature towards "
+                        "the reference model, ORPO's weight of the odds-ratio loss.")
+    over_length: Literal["drop", "truncate"] = Field(
+        "drop", description="Pairs longer than training.max_length: drop them (counted and reported) or truncate "
+        "the answers to fit (the same rule as reward.over_length)."
+    )
+
+    @property
+    def resolved_algorithm(self) -> str:
+        """The algorithm in effect: ``auto`` is dpo on every backend."""
+        return "dpo" if self.algorithm == "auto" else self.algorithm
+
+
 class RewardSource(_Strict):
     """One reward: an importable function or a reward model folder, with a weight."""
 
@@ -358,7 +381,7 @@ class RLOptions(_Strict):
 class Spec(_Strict):
     """A whole training job: task, model, data, hyperparameters, backend."""
 
-    task: Task = Field(..., description="sft | reward | rl")
+    task: Task = Field(..., description="sft | reward | rl | preference")
     model: ModelSpec
     data: DataSpec
     training: TrainingSpec = Field(default_factory=TrainingSpec)
@@ -366,6 +389,7 @@ class Spec(_Strict):
     sft: SFTOptions = Field(default_factory=SFTOptions)
     reward: RewardOptions = Field(default_factory=RewardOptions)
     rl: RLOptions = Field(default_factory=RLOptions)
+    preference: PreferenceOptions = Field(default_factory=PreferenceOptions)
     launch: LaunchSpec = Field(default_factory=LaunchSpec)
     backend: str = Field("trl", description="Backend name; the CLI's --backend overrides it.")
     backend_options: dict[str, dict[str, Any]] = Field(
@@ -387,15 +411,17 @@ class Spec(_Strict):
                      "inline-prompt": "a prompt string alone", "text": "text"}
             raise ValueError(f"data: task {self.task!r} cannot use {names.get(kind, 'template ' + repr(kind))}; "
                              f"it takes: {', '.join(sorted(names.get(k, k) for k in allowed))}")
-        if self.data.argilla is not None and self.data.argilla.task != self.task:
+        if self.data.argilla is not None and self.data.argilla.task != self.pair_task:
             raise ValueError(f"data.argilla.recipe: recipe {self.data.argilla.recipe!r} makes rows for task "
                              f"{self.data.argilla.task!r}, the spec's task is {self.task!r}")
-        if self.task == "reward" and kind == "instruction" and self.data.chosen is None:
-            raise ValueError("data: task 'reward' with template instruction needs `chosen` and `rejected` strings")
-        if self.task != "reward" and self.data.chosen is not None:
-            raise ValueError(f"data: `chosen` and `rejected` are for task 'reward', not {self.task!r}")
+        if self.pair_task == "reward" and kind == "instruction" and self.data.chosen is None:
+            raise ValueError(f"data: task {self.task!r} with template instruction needs `chosen` and `rejected` "
+                             "strings")
+        if self.pair_task != "reward" and self.data.chosen is not None:
+            raise ValueError(f"data: `chosen` and `rejected` are for tasks 'reward' and 'preference', not "
+                             f"{self.task!r}")
         for block, task, default in (("sft", "sft", SFTOptions()), ("reward", "reward", RewardOptions()),
-                                     ("rl", "rl", RLOptions())):
+                                     ("rl", "rl", RLOptions()), ("preference", "preference", PreferenceOptions())):
             if self.task != task and getattr(self, block) != default:
                 raise ValueError(f"{block}: this block is for task {task!r}, the spec's task is {self.task!r}")
         if self.task == "rl" and not self.rl.reward and self.rl.algorithm != "ilql":
@@ -405,6 +431,25 @@ class Spec(_Strict):
         if self.data.reward and self.template_task != "rl-offline":
             raise ValueError("data.reward: offline rewards are for task 'rl' with rl.algorithm 'ilql'")
         return self
+
+    @property
+    def pair_task(self) -> str:
+        """The task whose data this spec takes: preference reads exactly reward's pairs (every source and recipe)."""
+        return "reward" if self.task == "preference" else self.task
+
+    @property
+    def over_length(self) -> str:
+        """What the length rules do to a pair over max_length (reward and preference): drop or truncate."""
+        return self.preference.over_length if self.task == "preference" else self.reward.over_length
+
+    @property
+    def requested_algorithm(self) -> str:
+        """The algorithm the spec asks for (``auto`` where the backend picks): rl.algorithm, preference.algorithm."""
+        if self.task == "rl":
+            return self.rl.algorithm
+        if self.task == "preference":
+            return self.preference.resolved_algorithm
+        return "auto"
 
     @property
     def template_task(self) -> str:

@@ -19,6 +19,7 @@ from .spec import (
     LaunchSpec,
     LoraSpec,
     ModelSpec,
+    PreferenceOptions,
     RewardOptions,
     RewardSource,
     RLOptions,
@@ -31,6 +32,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("(top level)", Spec), ("model", ModelSpec), ("data", DataSpec), ("data.argilla", ArgillaSpec),
     ("training", TrainingSpec),
     ("lora", LoraSpec), ("sft", SFTOptions), ("reward", RewardOptions), ("rl", RLOptions),
+    ("preference", PreferenceOptions),
     ("rl.reward[]", RewardSource), ("rl.generation", GenerationOptions), ("launch", LaunchSpec),
 ]
 

@@ -73,6 +73,11 @@ def requested_features(spec: Spec) -> list[Feature]:
     if spec.task == "rl" and spec.rl.algorithm != "auto":
         algorithm = spec.rl.algorithm
         features.append(Feature(f"rl.algorithm {algorithm!r}", lambda c: algorithm in c.algorithms.get("rl", ())))
+    if spec.task == "preference":
+        chosen = spec.preference.resolved_algorithm
+        written = "auto (dpo)" if spec.preference.algorithm == "auto" else repr(chosen)
+        features.append(Feature(f"preference.algorithm {written}",
+                                lambda c: chosen in c.algorithms.get("preference", ())))
     if spec.lora is not None:
         features.append(Feature("LoRA adapters (lora:)", lambda c: c.peft))
     if spec.task == "sft":

@@ -101,7 +101,8 @@ def _build_template(data: DataSpec, kind: str, task: str) -> Template:
     if kind in ("prompt", "inline-prompt"):
         return Template("prompt_only", data.prompt if kind == "inline-prompt" else "{prompt}", columns=cols)
     if kind == "hh-dialogue":
-        target = {"reward": "preference", "rl": "prompt_only"}.get(task, "prompt_completion")
+        target = {"reward": "preference", "preference": "preference", "rl": "prompt_only"}.get(task,
+                                                                                           "prompt_completion")
         return Template(target, chosen="{chosen}", rejected="{rejected}", columns=cols, dialogue=True)
     raise ValueError(f"unknown template kind {kind!r}")
 

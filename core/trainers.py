@@ -61,3 +61,9 @@ class RLTrainer(_TaskTrainer):
     """Reinforcement learning from a reward."""
 
     task = "rl"
+
+
+class PreferenceTrainer(_TaskTrainer):
+    """A policy straight from (prompt, chosen, rejected) pairs: DPO, KTO or ORPO (``preference.algorithm``)."""
+
+    task = "preference"

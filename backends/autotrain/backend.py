@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 from tunebridge.backend import Backend, BackendStatus, Capabilities, FrameworkCommand, Plan, TrainingJob
 
 from . import launch
-from .config import AUTOTRAIN_SEED, AUTOTRAIN_VERSION, autotrain_config, base_model_ref, options
+from .config import AUTOTRAIN_SEED, AUTOTRAIN_VERSION, autotrain_config, base_model_ref, options, reference_model
 
 if TYPE_CHECKING:
     from tunebridge.examples import Examples
@@ -29,8 +29,8 @@ class AutoTrainBackend(Backend):
     install_hint = launch.INSTALL_HINT
     packages: ClassVar[tuple[str, ...]] = ()
     capabilities = Capabilities(
-        tasks=frozenset({"sft", "reward"}),
-        algorithms={"sft": ("sft",), "reward": ("reward",)},  # dpo/orpo: backend_options.autotrain.trainer
+        tasks=frozenset({"sft", "reward", "preference"}),
+        algorithms={"sft": ("sft",), "reward": ("reward",), "preference": ("dpo", "orpo")},
         peft=True,
         packing=True,
         unpacked=False,  # llm-sft always packs into blocks of block_size tokens
@@ -61,6 +61,8 @@ class AutoTrainBackend(Backend):
         base = spec.model.path or f"<builtin {spec.model.builtin}>"
         project = autotrain_config(spec, examples, base)
         native = {"autotrain": AUTOTRAIN_VERSION, "config.yml": project.config, "data_columns": project.columns}
+        if spec.task == "preference":
+            native["reference_model"] = reference_model(spec)
         params = project.config["params"]
         effective: dict = {"seed": AUTOTRAIN_SEED, "length": f"{params['epochs']} epoch(s)",
                            "data_order": f"AutoTrain's own shuffle (trainer seed {AUTOTRAIN_SEED})",
@@ -75,7 +77,7 @@ class AutoTrainBackend(Backend):
             if spec.task == "sft":
                 effective["truncation"] = (f"texts joined with EOS and cut into blocks of {block} tokens (the last "
                                            "partial block dropped); no example truncated")
-            else:
+            elif spec.task == "reward":
                 effective["truncation"] = f"pairs with a side over {block} tokens dropped by AutoTrain"
         return Plan(self.name, native, project.unhonoured, project.notes, truncation=effective.get("truncation", ""),
                     effective=effective, **counts)

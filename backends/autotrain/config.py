@@ -23,10 +23,13 @@ AUTOTRAIN_VERSION = "0.8.36"
 # backend_options.autotrain keys tunebridge understands.
 OPTION_KEYS = ("python", "trainer", "project_name", "params", "push_to_hub", "hub_username")
 # spec task -> the AutoTrain trainers it can run (first = default).
-TRAINERS = {"sft": ("sft",), "reward": ("reward", "dpo", "orpo")}
+TRAINERS = {"sft": ("sft",), "reward": ("reward",), "preference": ("dpo", "orpo")}
+POLICY_TRAINERS = ("dpo", "orpo")  # llm-dpo / llm-orpo: task preference (preference.algorithm)
+ORPO_BETA = 0.1  # AutoTrain's llm-orpo passes no beta: trl 0.13's ORPOConfig default
 # Params tunebridge decides itself; backend_options.autotrain.params may not override them.
 CORE_OWNED = ("model", "project_name", "data_path", "train_split", "valid_split", "text_column",
-              "rejected_text_column", "prompt_text_column", "token", "username", "push_to_hub", "log")
+              "rejected_text_column", "prompt_text_column", "token", "username", "push_to_hub", "log",
+              "dpo_beta", "model_ref")
 _DATA = "tunebridge writes the data and its columns itself: set data: (and data.eval_fraction) in the spec"
 # Each core-owned params key, refused in backend_options.autotrain.params, with the way to get what it is for.
 OWNED_HOW = {
@@ -38,6 +41,9 @@ OWNED_HOW = {
     "push_to_hub": "set backend_options.autotrain.push_to_hub",
     "log": "tunebridge reads AutoTrain's tensorboard scalars into metrics.jsonl, so it stays tensorboard; set "
            "training.report_to: [tensorboard] to keep the event files in logs/tensorboard",
+    "dpo_beta": "set preference.beta (task preference, preference.algorithm: dpo)",
+    "model_ref": "the reference model follows the core's rule (a frozen copy of the starting model; with LoRA the "
+                 "adapter-disabled base), the same on every backend",
 }
 DATA_DIR = "data"
 TOKEN_PLACEHOLDER = "${HF_TOKEN}"  # AutoTrain expands ${ENV} in hub.username / hub.token
@@ -65,10 +71,21 @@ def options(spec: Spec) -> dict[str, Any]:
     problems = [(f"backend_options.autotrain.{k}", f"unknown option (known: {', '.join(OPTION_KEYS)})")
                 for k in opts if k not in OPTION_KEYS]
     trainer = opts.get("trainer")
-    if trainer is not None and trainer not in TRAINERS.get(spec.task, ()):
+    if trainer in POLICY_TRAINERS and spec.task != "preference":
+        problems.append(("backend_options.autotrain.trainer",
+                         f"{trainer!r} trains a policy from the pairs, not a {spec.task} model: write `task: "
+                         f"preference` with `preference.algorithm: {trainer}` (the same on every backend)"))
+    elif trainer is not None and spec.task == "preference":
+        problems.append(("backend_options.autotrain.trainer",
+                         "not accepted with task preference: set preference.algorithm (dpo or orpo on AutoTrain)"))
+    elif trainer is not None and trainer not in TRAINERS.get(spec.task, ()):
         allowed = ", ".join(TRAINERS.get(spec.task, ())) or "none"
         problems.append(("backend_options.autotrain.trainer",
                          f"{trainer!r} is not an AutoTrain trainer for task {spec.task!r} (allowed: {allowed})"))
+    if (spec.task == "preference" and spec.preference.resolved_algorithm == "orpo"
+            and spec.preference.beta != ORPO_BETA):
+        problems.append(("preference.beta", f"AutoTrain's llm-orpo always uses beta {ORPO_BETA} (it passes none to "
+                         "trl's ORPOConfig): leave preference.beta at 0.1, or run ORPO on trl"))
     params = opts.get("params", {})
     if not isinstance(params, dict):
         problems.append(("backend_options.autotrain.params", "must be a mapping of AutoTrain LLM parameters"))
@@ -111,8 +128,19 @@ def project_name(spec: Spec) -> str:
 
 
 def trainer_of(spec: Spec) -> str:
-    """The AutoTrain trainer a spec runs: sft, reward, or dpo/orpo when backend_options.autotrain.trainer asks."""
+    """The AutoTrain trainer a spec runs: sft, reward, or (task preference) dpo / orpo."""
+    if spec.task == "preference":
+        return spec.preference.resolved_algorithm
     return spec.backend_options.get("autotrain", {}).get("trainer") or TRAINERS[spec.task][0]
+
+
+def reference_model(spec: Spec) -> str:
+    """What AutoTrain's llm-dpo compares the policy with (model_ref unset: the core's rule); ORPO has none."""
+    if trainer_of(spec) == "orpo":
+        return "none: ORPO needs no reference model"
+    if spec.lora is not None:
+        return "the starting model itself, with the LoRA adapter disabled (AutoTrain sets model_ref None with peft)"
+    return "a frozen copy of the starting model (AutoTrain's model_ref unset: trl copies the model)"
 
 
 def epochs_for(spec: Spec, n_train: int | None, prediction: dict[str, Any] | None = None) -> tuple[int, str | None]:
@@ -149,9 +177,9 @@ def predict(spec: Spec, examples: Examples | None) -> dict[str, Any] | None:
     """AutoTrain's exact step count for ``examples`` (see steps.py), once the core has a tokenizer for them."""
     if examples is None or examples.tokenizer_path is None or not examples.train:
         return None
-    from .steps import PACKING_TRAINERS, PAIR_TRAINERS, predict_steps
+    from .steps import PACKING_TRAINERS, PAIR_TRAINERS, POLICY_PAIR_TRAINERS, predict_steps
 
-    if trainer_of(spec) not in PACKING_TRAINERS + PAIR_TRAINERS:
+    if trainer_of(spec) not in PACKING_TRAINERS + PAIR_TRAINERS + POLICY_PAIR_TRAINERS:
         return None
     return predict_steps(spec, examples, examples.tokenizer_path)
 
@@ -203,9 +231,11 @@ def _unhonoured(spec: Spec, trainer: str, examples: Examples | None) -> tuple[li
                               "`log` takes one tracker, and tunebridge reads the tensorboard scalars)")
     if "tensorboard" in t.report_to:
         notes.append("training.report_to tensorboard: AutoTrain's event files are copied to logs/tensorboard")
-    if trainer in ("dpo", "orpo"):
-        notes.append(f"backend_options.autotrain.trainer={trainer}: trains the policy on the preference pairs "
-                     f"(llm-{trainer}); the result is a causal LM, not a reward model")
+    if trainer in POLICY_TRAINERS:
+        notes.append(f"preference.algorithm {trainer}: llm-{trainer} trains the policy on the preference pairs "
+                     f"(the result is a causal LM); reference model: {reference_model(spec)}")
+        notes.append(f"llm-{trainer}: max_prompt_length and max_completion_length are set to training.max_length, "
+                     "so only max_length cuts, and the core has already fitted every pair into it")
     if trainer == "reward":
         notes.append("AutoTrain's reward trainer reads only the chosen/rejected texts: tunebridge writes "
                      "prompt + answer + EOS into each")
@@ -260,8 +290,12 @@ def autotrain_config(spec: Spec, examples: Examples | None, base_model: str) -> 
         "auto_find_batch_size": False,
     }
     params.update(_lora_params(spec, unhonoured, notes))
-    if trainer in ("dpo", "orpo"):
-        params.update({"max_prompt_length": t.max_length // 2, "max_completion_length": t.max_length // 2})
+    if trainer in POLICY_TRAINERS:
+        # trl 0.13 cuts every prompt at max_prompt_length and every answer at max_completion_length, whatever the
+        # total: at max_length neither cuts a pair the core has fitted into max_length.
+        params.update({"max_prompt_length": t.max_length, "max_completion_length": t.max_length})
+        if trainer == "dpo":
+            params["dpo_beta"] = spec.preference.beta
     user_params = dict(opts.get("params", {}))
     for key in CORE_OWNED:
         if key in user_params:

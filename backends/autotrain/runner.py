@@ -8,6 +8,7 @@ from typing import Any
 
 from tunebridge.backend import BackendOutput, FrameworkCommand, TrainingJob
 from tunebridge.hf_compat import make_tokenizer_portable
+from tunebridge.progress import preference_names
 
 from . import launch
 from .config import autotrain_config, base_model_ref
@@ -24,6 +25,7 @@ def command(job: TrainingJob, python: Path) -> FrameworkCommand:
     write_project(project, job.examples, folder, eos_token(job.tokenizer_path))
     follower = LogFollower(logging_steps=int(project.config["params"]["logging_steps"]))
     job.reporter.total_steps = None  # packing and whole epochs: AutoTrain's own count, read from its log
+    preference = job.spec.task == "preference"  # trl 0.13's rewards/chosen ... in the neutral names
 
     def on_line(line: str) -> None:
         known = follower.total_steps
@@ -31,7 +33,8 @@ def command(job: TrainingJob, python: Path) -> FrameworkCommand:
         if follower.total_steps != known and follower.total_steps:
             job.reporter.set_total_steps(follower.total_steps)
         if record is not None:
-            job.reporter.log(record["step"], {k: v for k, v in record.items() if k != "step"})
+            logged = {k: v for k, v in record.items() if k != "step"}
+            job.reporter.log(record["step"], preference_names(logged) if preference else logged)
 
     def finish(returncode: int, log_path: Path) -> BackendOutput:
         project_dir = folder / project.config["project_name"]

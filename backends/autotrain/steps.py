@@ -25,6 +25,8 @@ transformers 4.48.0):
   batch, but its last chunk fetches only ``rows % accumulation`` batches (rows, not batches: 4.48's own
   arithmetic), and training stops at ``max_steps``. So a partial accumulation never adds a step, unlike
   tunebridge's rule (``tunebridge.schedule``), and when ``L < accumulation`` an epoch can make no step at all.
+- **llm-dpo / llm-orpo** (``train_clm_dpo.py``, ``train_clm_orpo.py`` on trl 0.13's DPOTrainer / ORPOTrainer):
+  no packing and no filter: every pair written is one row; the steps follow the same 4.48 loop.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ DEFAULT_BLOCK = 1024  # autotrain configure_block_size when block_size is -1
 STEP_PARAMS = ("block_size", "model_max_length", "batch_size", "gradient_accumulation", "epochs")
 PACKING_TRAINERS = ("sft",)
 PAIR_TRAINERS = ("reward",)
+POLICY_PAIR_TRAINERS = ("dpo", "orpo")  # every pair is a row (trl 0.13's DPO/ORPO filter none; no packing)
 
 
 def tokenizer_limit(tokenizer_max_length: int | None, model_max_length: int) -> int:
@@ -205,8 +208,8 @@ def predict_steps(spec: Spec, examples: Examples, tokenizer_path: str | Path, pa
     from .export import eos_token
 
     trainer = trainer_of(spec)
-    if trainer not in PACKING_TRAINERS + PAIR_TRAINERS:
-        raise ValueError(f"no step prediction for AutoTrain trainer {trainer!r} (only sft and reward)")
+    if trainer not in PACKING_TRAINERS + PAIR_TRAINERS + POLICY_PAIR_TRAINERS:
+        raise ValueError(f"no step prediction for AutoTrain trainer {trainer!r} (only sft, reward, dpo and orpo)")
     p = step_params(spec, params)
     tok = tokenizer if tokenizer is not None else load_tokenizer(tokenizer_path)
     model_max_length = int(p["model_max_length"] or 2048)  # LLMTrainingParams default
@@ -227,6 +230,10 @@ def predict_steps(spec: Spec, examples: Examples, tokenizer_path: str | Path, pa
         elif not packed:
             problem = (f"the training texts hold {tokens} tokens, less than one block of {block}: trl 0.13 "
                        "packs no row and AutoTrain's llm-sft fails")
+    elif trainer in POLICY_PAIR_TRAINERS:
+        packed = None
+        rows = len(data)
+        tokens = sum(examples.token_lengths) if examples.token_lengths is not None else 0
     else:
         packed = None
         limit = tokenizer_limit(getattr(tok, "model_max_length", None), model_max_length)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, ClassVar
 
@@ -19,12 +20,14 @@ class TRLBackend(Backend):
     """Hugging Face TRL 1.16 on transformers 5.x."""
 
     name = "trl"
-    description = "Hugging Face TRL: SFTTrainer, RewardTrainer, GRPOTrainer, RLOOTrainer on transformers 5.x"
+    description = ("Hugging Face TRL: SFTTrainer, RewardTrainer, GRPOTrainer, RLOOTrainer, DPOTrainer, KTOTrainer, "
+                   "ORPOTrainer on transformers 5.x")
     install_hint = "pip install torch==2.13.0 && pip install 'tunebridge[trl]'"
     packages: ClassVar[tuple[str, ...]] = ("trl", "peft", "accelerate", "datasets")
     capabilities = Capabilities(
-        tasks=frozenset({"sft", "reward", "rl"}),
-        algorithms={"sft": ("sft",), "reward": ("reward",), "rl": ("grpo", "rloo")},
+        tasks=frozenset({"sft", "reward", "rl", "preference"}),
+        algorithms={"sft": ("sft",), "reward": ("reward",), "rl": ("grpo", "rloo"),
+                    "preference": ("dpo", "kto", "orpo")},
         peft=True,
         packing=True,
         completion_only_loss=True,
@@ -66,6 +69,9 @@ class TRLBackend(Backend):
                 raise SpecError([(f"backend_options.trl.{key}", "looks like a secret: TRL would keep it in every "
                                   "checkpoint (training_args.bin); set it in the environment instead (hub_token is "
                                   "the one secret taken here, passed to TRL as HF_TOKEN)")], spec.source)
+        if spec.task == "preference" and spec.preference.resolved_algorithm == "kto" and spec.training.batch_size < 2:
+            raise SpecError([("training.batch_size", "KTO estimates its KL term from the other examples of a batch: "
+                              "it needs a batch_size of 2 or more")], spec.source)
         if spec.task == "rl":
             problem = generation_batch_problem(spec)
             if problem:
@@ -109,10 +115,14 @@ def check_overrides(spec: Spec, native: dict) -> None:
     options = [k for k in native_options(spec, "trl") if not is_secret_key(k)]
     if not options or interpreter_for(spec, "trl") or find_spec("trl") is None:
         return
-    import trl
+    import importlib
+
+    from .config import CONFIG_MODULES
 
     config_key = next(k for k in native if k.endswith("Config") and k != "peft.LoraConfig")
-    config_class = getattr(trl, config_key)
+    if config_key in CONFIG_MODULES:
+        os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    config_class = getattr(importlib.import_module(CONFIG_MODULES.get(config_key, "trl")), config_key)
     fields = [f.name for f in dataclasses.fields(config_class)]
     unknown = [k for k in options if k not in fields]
     if unknown:

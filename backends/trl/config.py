@@ -39,15 +39,22 @@ def refused_options(spec: Spec) -> list[tuple[str, str]]:
     return [(f"backend_options.trl.{key}", f"not accepted: {how}")
             for key, how in REFUSED_OPTIONS.items() if key in native_options(spec, "trl")]
 TRAINERS = {"sft": ("trl.SFTTrainer", "SFTConfig"), "reward": ("trl.RewardTrainer", "RewardConfig"),
-            "grpo": ("trl.GRPOTrainer", "GRPOConfig"), "rloo": ("trl.RLOOTrainer", "RLOOConfig")}
+            "grpo": ("trl.GRPOTrainer", "GRPOConfig"), "rloo": ("trl.RLOOTrainer", "RLOOConfig"),
+            "dpo": ("trl.DPOTrainer", "DPOConfig"), "kto": ("trl.KTOTrainer", "KTOConfig"),
+            "orpo": ("trl.experimental.orpo.ORPOTrainer", "ORPOConfig")}
+PREFERENCE_TRAINERS = ("dpo", "kto", "orpo")
+# The module each config class lives in (ORPO is still experimental in TRL 1.16).
+CONFIG_MODULES = {"ORPOConfig": "trl.experimental.orpo"}
 # TRL's own defaults for the KL coefficient (beta), used when the spec leaves rl.kl_coef unset.
 DEFAULT_KL = {"grpo": 0.0, "rloo": 0.05}
 
 
 def algorithm_of(spec: Spec) -> str:
-    """The TRL trainer a spec runs: sft, reward, grpo or rloo."""
+    """The TRL trainer a spec runs: sft, reward, grpo, rloo, dpo, kto or orpo."""
     if spec.task == "rl":
         return "grpo" if spec.rl.algorithm == "auto" else spec.rl.algorithm
+    if spec.task == "preference":
+        return spec.preference.resolved_algorithm
     return spec.task
 
 
@@ -110,6 +117,25 @@ def reward_config_kwargs(spec: Spec, work_dir: Path, has_eval: bool, cuda: bool 
     return kw
 
 
+def preference_config_kwargs(spec: Spec, work_dir: Path, has_eval: bool, cuda: bool = False) -> dict[str, Any]:
+    """Keyword arguments for ``trl.DPOConfig`` / ``trl.KTOConfig`` / ``ORPOConfig``. Over-long pairs were already
+    dropped or cut by the core, so TRL's own max_length cuts nothing."""
+    kw = common_kwargs(spec, work_dir, has_eval, cuda)
+    kw.update({"max_length": spec.training.max_length, "beta": spec.preference.beta})
+    if algorithm_of(spec) == "dpo":
+        kw.update({"loss_type": ["sigmoid"], "truncation_mode": "keep_start"})
+    return kw
+
+
+def reference_model(spec: Spec) -> str:
+    """What the preference loss compares the policy with (the core's rule, shown in the plan and the card)."""
+    if algorithm_of(spec) == "orpo":
+        return "none: ORPO needs no reference model"
+    if spec.lora is not None:
+        return "the starting model itself, with the LoRA adapter disabled (no copy is loaded)"
+    return "a frozen copy of the starting model"
+
+
 def rl_config_kwargs(spec: Spec, work_dir: Path, cuda: bool = False) -> dict[str, Any]:
     """Keyword arguments for ``trl.GRPOConfig`` / ``trl.RLOOConfig``."""
     algorithm = algorithm_of(spec)
@@ -164,6 +190,8 @@ def native_config(spec: Spec, examples: Examples | None, work_dir: Path,
         config = sft_config_kwargs(spec, work_dir, has_eval, cuda)
     elif algorithm == "reward":
         config = reward_config_kwargs(spec, work_dir, has_eval, cuda)
+    elif algorithm in PREFERENCE_TRAINERS:
+        config = preference_config_kwargs(spec, work_dir, has_eval, cuda)
     else:
         config = rl_config_kwargs(spec, work_dir, cuda)
     unhonoured: list[str] = []
@@ -180,6 +208,12 @@ def native_config(spec: Spec, examples: Examples | None, work_dir: Path,
         notes.append("packing with completion-only loss: TRL packs the completion masks along with the tokens")
     if spec.training.precision == "bf16" and not cuda:
         notes.append("bf16 on CPU runs as autocast (use_cpu=True); parameters stay float32")
+    if algorithm == "kto":
+        pairs = f"the {len(examples.train)} pairs" if examples else "each pair"
+        notes.append(f"kto: {pairs} become twice as many unpaired examples (prompt + chosen: desirable, prompt + "
+                     "rejected: undesirable), each chosen row followed by its rejected row; the steps count those rows")
+    if spec.task == "preference":
+        notes.append(f"preference.algorithm {algorithm}: reference model: {reference_model(spec)}")
     if spec.task == "rl":
         if has_eval:
             unhonoured.append("data.eval_fraction: GRPO/RLOO runs here do not evaluate; held-out prompts are unused")
@@ -191,12 +225,37 @@ def native_config(spec: Spec, examples: Examples | None, work_dir: Path,
         "trainer": trainer,
         config_name: config,
         "peft.LoraConfig": lora_kwargs(spec),
-        "dataset_columns": (["input_ids", "labels"] if algorithm == "sft" else examples.columns) if examples else None,
+        "dataset_columns": _columns(algorithm, examples),
         "eos": {"sft": "appended by tunebridge (the core tokenises: tunebridge.tokenize)",
-                "reward": "appended by TRL"}.get(algorithm, "generation stops at EOS"),
+                "reward": "appended by TRL"}.get(algorithm, "appended by TRL" if spec.task == "preference"
+                                                 else "generation stops at EOS"),
         "evaluate_at_end": has_eval and spec.task != "rl",
     }
+    if spec.task == "preference":
+        native["reference_model"] = reference_model(spec)
     if spec.task == "rl":
         native["reward_funcs"] = [source.model or source.model_dump(mode="json")["function"]
                                   for source in spec.rl.reward]
     return native, unhonoured, notes
+
+
+def _columns(algorithm: str, examples: Examples | None) -> list[str] | None:
+    if examples is None:
+        return None
+    if algorithm == "sft":
+        return ["input_ids", "labels"]
+    if algorithm == "kto":
+        return ["prompt", "completion", "label"]
+    return examples.columns
+
+
+def unpaired_rows(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """KTO's unpaired examples: each pair's chosen answer (label True), then its rejected one (label False).
+
+    Interleaved, so that every batch of two or more rows holds desirable and undesirable examples (TRL's own
+    ``unpair_preference_dataset`` puts all the chosen rows of a map batch first)."""
+    rows = []
+    for pair in pairs:
+        rows.append({"prompt": pair["prompt"], "completion": pair["chosen"], "label": True})
+        rows.append({"prompt": pair["prompt"], "completion": pair["rejected"], "label": False})
+    return rows

@@ -5,7 +5,8 @@ as ``input_ids`` + ``labels`` with TRL's own preparation skipped; this module do
 would still have done to processed data: unpacked, examples whose labels are all masked are dropped (a prompt
 that fills max_length); packed, rows are packed with TRL's own ``pack_dataset`` (best-fit-decreasing,
 ``packing_strategy="bfd"``). ``plan`` counts exactly these rows. GRPO/RLOO repeat each prompt
-``num_generations`` times in whole generation batches. Imports numpy, pyarrow, datasets and trl when called.
+``num_generations`` times in whole generation batches. KTO trains on two unpaired rows per pair.
+Imports numpy, pyarrow, datasets and trl when called.
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ def plan_counts(spec: Spec, examples: Examples | None) -> dict[str, Any]:
         return {}
     if spec.task == "rl":
         return {"train_rows": rl_rows(spec, len(examples.train))}
+    if spec.task == "preference" and spec.preference.resolved_algorithm == "kto":
+        # KTO trains on two unpaired rows per pair (config.unpaired_rows); the tokens are the pairs' both sides.
+        tokens = sum(examples.token_lengths) if examples.token_lengths is not None else None
+        return {"train_rows": 2 * len(examples.train), "tokens_per_epoch": tokens}
     if spec.task == "sft" and examples.tokenizer_path is not None:
         rows, tokens = sft_rows(spec, examples, Path(examples.tokenizer_path))
         return {"train_rows": rows, "tokens_per_epoch": tokens}

@@ -1,4 +1,4 @@
-"""Running a TRL trainer for a TrainingJob: one path for SFT, reward modelling, GRPO and RLOO.
+"""Running a TRL trainer for a TrainingJob: one path for SFT, reward modelling, GRPO, RLOO, DPO, KTO and ORPO.
 
 Imported only when a TRL run starts (it imports torch, transformers, datasets and trl).
 """
@@ -20,9 +20,10 @@ from transformers.utils import logging as hf_logging
 from tunebridge.backend import BackendOutput, TrainingJob
 from tunebridge.execution.options import native_options
 from tunebridge.hf_compat import make_tokenizer_portable
+from tunebridge.progress import preference_names
 from tunebridge.redact import REDACTED, is_secret_key, redact
 
-from .config import algorithm_of, lora_kwargs, native_config
+from .config import PREFERENCE_TRAINERS, algorithm_of, lora_kwargs, native_config, unpaired_rows
 
 SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss")
 DROPPED_KEYS = ("total_flos",)
@@ -36,6 +37,7 @@ class _ReportToTunebridge(TrainerCallback):
 
     def __init__(self, job: TrainingJob):
         self.job = job
+        self.preference = job.spec.task == "preference"
         self.summary: dict[str, Any] = {}
         self.empty_steps = 0
 
@@ -44,6 +46,8 @@ class _ReportToTunebridge(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = {RENAMES.get(k, k): v for k, v in (logs or {}).items()}
+        if self.preference:
+            logs = preference_names(logs)
         if any(k in logs for k in SUMMARY_KEYS):
             self.summary.update({k: v for k, v in logs.items() if k not in DROPPED_KEYS})
             return
@@ -131,6 +135,8 @@ def build_trainer(job: TrainingJob, cuda: bool = False) -> tuple[Any, dict[str, 
         from trl import RewardConfig, RewardTrainer
 
         trainer = RewardTrainer(args=RewardConfig(**args), eval_dataset=held_out, **common)
+    elif algorithm in PREFERENCE_TRAINERS:
+        trainer = _preference_trainer(job, algorithm, args, common)
     else:
         from .rewards import trl_reward_funcs
 
@@ -144,6 +150,28 @@ def build_trainer(job: TrainingJob, cuda: bool = False) -> tuple[Any, dict[str, 
 
             trainer = RLOOTrainer(args=RLOOConfig(**args), reward_funcs=reward_funcs, **common)
     return _finish(trainer, native, callback, config_key)
+
+
+def _preference_trainer(job: TrainingJob, algorithm: str, args: dict[str, Any], common: dict[str, Any]) -> Any:
+    """DPO, KTO (on unpaired rows) or ORPO. The reference model follows the core's rule: TRL copies the starting
+    model for DPO/KTO, or, with LoRA, uses the same model with the adapter disabled; ORPO has none."""
+    train, held_out = job.examples.train, job.examples.eval
+    if algorithm == "kto":
+        train, held_out = unpaired_rows(train), unpaired_rows(held_out)
+    common["train_dataset"] = Dataset.from_list(train)
+    evaluation = Dataset.from_list(held_out) if held_out else None
+    if algorithm == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        return DPOTrainer(args=DPOConfig(**args), eval_dataset=evaluation, **common)
+    if algorithm == "kto":
+        from trl import KTOConfig, KTOTrainer
+
+        return KTOTrainer(args=KTOConfig(**args), eval_dataset=evaluation, **common)
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # ORPO lives in trl.experimental (it warns on import)
+    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+    return ORPOTrainer(args=ORPOConfig(**args), eval_dataset=evaluation, **common)
 
 
 def _sft_datasets(job: TrainingJob, tokenizer: Any, args: Any) -> tuple[Any, Any]:
@@ -187,7 +215,8 @@ def _train(job: TrainingJob, cuda: bool) -> BackendOutput:
     trainer, native, callback = build_trainer(job, cuda)
     # Packing turns examples into fewer, longer rows: only an unpacked dataset's shrinking is a drop.
     packed = job.spec.task == "sft" and job.spec.sft.packing
-    dropped_by_trl = 0 if packed else len(job.examples.train) - len(trainer.train_dataset)
+    handed = len(job.examples.train) * (2 if algorithm_of(job.spec) == "kto" else 1)
+    dropped_by_trl = 0 if packed else handed - len(trainer.train_dataset)
     trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
     metrics: dict[str, Any] = dict(callback.summary)
     if job.resume_from and "train_loss" in metrics:  # TRL averages the steps of this attempt only
@@ -202,6 +231,7 @@ def _train(job: TrainingJob, cuda: bool) -> BackendOutput:
     if job.examples.eval and job.spec.task != "rl":
         final = [r for r in job.reporter.records if "eval_loss" in r and r["step"] == trainer.state.global_step]
         eval_metrics = final[-1] if final else trainer.evaluate()  # evaluate() logs through the callback
+        eval_metrics = preference_names(eval_metrics) if job.spec.task == "preference" else eval_metrics
         metrics.update({RENAMES.get(k, k): v for k, v in eval_metrics.items() if k.startswith("eval_")})
     metrics["global_step"] = trainer.state.global_step
     model_format = _save(trainer, job)

@@ -105,18 +105,20 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def eval_cells(task: str, evaluation: dict[str, Any] | None) -> list[str]:
-    """The neutral-evaluation cells of one row: sft loss + perplexity, reward accuracy + margin, rl reward."""
+    """The neutral-evaluation cells of one row: sft loss + perplexity, reward and
+    preference accuracy + margin, rl reward."""
     e = evaluation or {}
     if task == "sft":
         return [_fmt(e.get("loss")), _fmt(e.get("perplexity"), 2)]
-    if task == "reward":
+    if task in ("reward", "preference"):
         return [_fmt(e.get("accuracy"), 3), _fmt(e.get("margin"), 3)]
     return [_fmt(e.get("reward_mean"))]
 
 
 def eval_headers(task: str) -> list[str]:
     """Column names matching :func:`eval_cells`."""
-    return {"sft": ["eval loss", "eval ppl"], "reward": ["eval acc", "margin"]}.get(task, ["eval reward"])
+    return {"sft": ["eval loss", "eval ppl"], "reward": ["eval acc", "margin"],
+            "preference": ["eval acc", "logp margin"]}.get(task, ["eval reward"])
 
 
 def summary_rows(record: dict[str, Any]) -> tuple[list[str], list[list[str]]]:

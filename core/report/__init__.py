@@ -92,7 +92,7 @@ def _backend_table(b: dict[str, Any], task: str) -> Table:
     ]
     if task == "rl":
         rows.append(["mean reward, last logged", _s(b.get("reward_mean_final"))])
-    if task == "reward":
+    if task in ("reward", "preference"):
         rows.append(["accuracy, last logged", _s(b.get("accuracy_final"))])
     for name, cell in zip(eval_headers(task), eval_cells(task, e), strict=True):
         rows.append([f"neutral {name}", cell])

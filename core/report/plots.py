@@ -42,7 +42,8 @@ def curves(out: Path, record: dict[str, Any]) -> dict[str, list[tuple[int, int |
 def eval_metric(task: str) -> tuple[str, str]:
     """The neutral-evaluation figure the bar chart shows."""
     return {"sft": ("loss", "held-out loss (lower is better)"),
-            "reward": ("accuracy", "held-out pairwise accuracy (higher is better)")}.get(
+            "reward": ("accuracy", "held-out pairwise accuracy (higher is better)"),
+            "preference": ("accuracy", "held-out share of pairs the policy prefers rightly (higher is better)")}.get(
         task, ("reward_mean", "held-out mean reward (higher is better)"))
 
 

@@ -2,8 +2,9 @@
 
 - ``build_tiny_llama``: the same local tiny model the ``{builtin: tiny-llama}`` spec uses.
 - ``contract_rows`` / ``write_jsonl``: small deterministic SFT data.
-- ``tunebridge.testing.contract``: the contract suite (``SFTContract``) a backend's tests subclass.
-  It imports pytest, so it is a separate module.
+- ``tunebridge.testing.contract``: the contract suite (``SFTContract``, ``RewardContract``, ``RLContract``) a
+  backend's tests subclass; ``tunebridge.testing.preference``: ``PreferenceContract`` (task preference). They
+  import pytest, so they are separate modules.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from ..builtin_models import build_builtin, build_tiny_llama
 
 __all__ = ["build_builtin", "build_tiny_llama", "contract_rows", "preference_rows", "write_jsonl", "sft_spec_dict",
-           "reward_spec_dict", "rl_spec_dict"]
+           "reward_spec_dict", "rl_spec_dict", "preference_spec_dict"]
 
 _SUBJECTS = ["the cat", "a robot", "my friend", "the teacher", "a bird", "the river"]
 _VERBS = ["likes", "builds", "reads", "paints", "follows", "answers"]
@@ -88,3 +89,13 @@ def rl_spec_dict(data_path: Path | str, backend: str, reward: Any = "tunebridge.
             "data": {"path": str(data_path), "template": "instruction"}, "training": base, "backend": backend,
             "rl": {"algorithm": algorithm, "reward": reward,
                    "generation": {"max_new_tokens": 12, "num_generations": 4}}}
+
+
+def preference_spec_dict(data_path: Path | str, backend: str, algorithm: str = "auto",
+                         **training: Any) -> dict[str, Any]:
+    """A small preference spec (DPO / KTO / ORPO) on the builtin tiny model (template: preference)."""
+    base = {"max_steps": 16, "learning_rate": 2e-3, "batch_size": 4, "max_length": 128, "seed": 1234}
+    base.update(training)
+    return {"task": "preference", "model": {"builtin": "tiny-llama"},
+            "data": {"path": str(data_path), "template": "preference"}, "training": base, "backend": backend,
+            "preference": {"algorithm": algorithm}}
