@@ -71,11 +71,29 @@ def test_reward_and_preference_trainers():
     cfg = autotrain_config(spec("reward", data={"template": "preference"}), None, "m")
     assert cfg.config["task"] == "llm-reward"
     assert cfg.config["data"]["column_mapping"] == {"text_column": "chosen", "rejected_text_column": "rejected"}
-    dpo = autotrain_config(spec("reward", backend_options={"autotrain": {"trainer": "dpo"}}), None, "m")
-    assert dpo.config["task"] == "llm-dpo" and dpo.config["params"]["max_prompt_length"] == 48
+    dpo = autotrain_config(spec("preference", preference={"beta": 0.3}), None, "m")
+    params = dpo.config["params"]
+    assert dpo.config["task"] == "llm-dpo" and params["dpo_beta"] == 0.3
+    # trl 0.13 cuts prompts and answers at these whatever the total: only max_length (the core's rule) may cut
+    assert params["max_prompt_length"] == params["max_completion_length"] == params["block_size"] == 96
     assert dpo.config["data"]["column_mapping"]["prompt_text_column"] == "prompt"
-    orpo = autotrain_config(spec("reward", backend_options={"autotrain": {"trainer": "orpo"}}), None, "m")
-    assert orpo.config["task"] == "llm-orpo"
+    assert any("reference model: a frozen copy" in note for note in dpo.notes)
+    lora = autotrain_config(spec("preference", lora={"r": 4}), None, "m")
+    assert any("adapter disabled" in note for note in lora.notes)
+    orpo = autotrain_config(spec("preference", preference={"algorithm": "orpo"}), None, "m")
+    assert orpo.config["task"] == "llm-orpo" and "dpo_beta" not in orpo.config["params"]
+
+
+def test_the_old_backend_options_route_to_dpo_is_refused_with_the_way():
+    for trainer in ("dpo", "orpo"):
+        with pytest.raises(SpecError, match=f"write `task: preference` with `preference.algorithm: {trainer}`"):
+            options(spec("reward", backend_options={"autotrain": {"trainer": trainer}}))
+    with pytest.raises(SpecError, match="not accepted with task preference: set preference.algorithm"):
+        options(spec("preference", backend_options={"autotrain": {"trainer": "dpo"}}))
+    with pytest.raises(SpecError, match="backend_options.autotrain.params.dpo_beta: .*set preference.beta"):
+        options(spec("preference", backend_options={"autotrain": {"params": {"dpo_beta": 0.5}}}))
+    with pytest.raises(SpecError, match="preference.beta: AutoTrain's llm-orpo always uses beta 0.1"):
+        options(spec("preference", preference={"algorithm": "orpo", "beta": 0.2}))
 
 
 def test_rows_per_trainer_carry_the_prompt_and_eos():
@@ -117,8 +135,8 @@ def test_project_name_is_made_valid(name, expected):
 def test_bad_options_are_spec_errors():
     with pytest.raises(SpecError, match="backend_options.autotrain.bogus: unknown option"):
         options(spec(backend_options={"autotrain": {"bogus": 1}}))
-    with pytest.raises(SpecError, match="'dpo' is not an AutoTrain trainer for task 'sft'"):
-        options(spec(backend_options={"autotrain": {"trainer": "dpo"}}))
+    with pytest.raises(SpecError, match="'reward' is not an AutoTrain trainer for task 'sft'"):
+        options(spec(backend_options={"autotrain": {"trainer": "reward"}}))
     with pytest.raises(SpecError, match="never put a hub token in a spec"):
         options(spec(backend_options={"autotrain": {"params": {"token": "hf_abcdefghijklmnopqrstuvwxyz"}}}))
     with pytest.raises(SpecError, match="letters, digits and hyphens"):

@@ -14,7 +14,14 @@ from tunebridge.backends.autotrain import launch
 from tunebridge.errors import RunFailed
 from tunebridge.run import Run
 from tunebridge.spec import parse_spec
-from tunebridge.testing import contract_rows, preference_rows, reward_spec_dict, sft_spec_dict, write_jsonl
+from tunebridge.testing import (
+    contract_rows,
+    preference_rows,
+    preference_spec_dict,
+    reward_spec_dict,
+    sft_spec_dict,
+    write_jsonl,
+)
 
 pytestmark = pytest.mark.usefixtures("trl_available")
 
@@ -45,8 +52,9 @@ def test_exported_configs_pass_autotrain_validation(autotrain_python, tmp_path, 
         spec = sft_spec(tmp_path, backend_options={"autotrain": {"push_to_hub": True}})
     elif kind == "reward":
         spec = reward_spec(tmp_path)
-    else:
-        spec = reward_spec(tmp_path, trainer=kind)
+    else:  # task preference: llm-dpo / llm-orpo
+        spec = preference_spec_dict(write_jsonl(tmp_path / "pairs.jsonl", preference_rows(8)), "autotrain", kind,
+                                    max_steps=None)
     Run(parse_spec(spec)).export(tmp_path / "out")
     proc = launch.validate_config(autotrain_python, tmp_path / "out")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -103,13 +111,3 @@ def test_lora_sft_trains_merges_and_reloads(autotrain_python, tmp_path):
     assert record["native_config"]["environment"]["transformers"] == "4.48.0"
     assert record["native_config"]["autotrain_config"]["params"]["peft"] is True
 
-
-def test_dpo_through_backend_options_trains_a_policy(autotrain_python, tmp_path):
-    spec = reward_spec(tmp_path, trainer="dpo")
-    spec["training"].update(epochs=1, batch_size=4)
-    result = Run(parse_spec(spec)).train(tmp_path / "dpo")
-    config = json.loads((result.model_dir / "config.json").read_text())
-    assert config["architectures"] == ["LlamaForCausalLM"]
-    assert result.metrics["global_step"] == 2 and "rewards/margins" in result.log_history[-1]
-    assert json.loads((tmp_path / "dpo" / "run.json").read_text())["native_config"]["autotrain_config"]["task"] == (
-        "llm-dpo")

@@ -87,7 +87,7 @@ def test_completion_only_loss_written_is_refused_and_the_default_adapts(tmp_path
 
 def test_bad_backend_options_fail_before_the_folder_is_made(tmp_path):
     spec = sft_spec(tmp_path, backend_options={"autotrain": {"trainer": "orpo"}})
-    with pytest.raises(SpecError, match="not an AutoTrain trainer for task 'sft'"):
+    with pytest.raises(SpecError, match="write `task: preference` with `preference.algorithm: orpo`"):
         Run(parse_spec(spec)).export(tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

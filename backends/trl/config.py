@@ -124,6 +124,8 @@ def preference_config_kwargs(spec: Spec, work_dir: Path, has_eval: bool, cuda: b
     kw.update({"max_length": spec.training.max_length, "beta": spec.preference.beta})
     if algorithm_of(spec) == "dpo":
         kw.update({"loss_type": ["sigmoid"], "truncation_mode": "keep_start"})
+    if algorithm_of(spec) == "orpo":
+        kw["remove_unused_columns"] = False  # ORPO's collator reads the raw columns (it says so when left True)
     return kw
 
 

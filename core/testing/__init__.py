@@ -94,7 +94,7 @@ def rl_spec_dict(data_path: Path | str, backend: str, reward: Any = "tunebridge.
 def preference_spec_dict(data_path: Path | str, backend: str, algorithm: str = "auto",
                          **training: Any) -> dict[str, Any]:
     """A small preference spec (DPO / KTO / ORPO) on the builtin tiny model (template: preference)."""
-    base = {"max_steps": 16, "learning_rate": 2e-3, "batch_size": 4, "max_length": 128, "seed": 1234}
+    base = {"max_steps": 12, "learning_rate": 3e-3, "batch_size": 4, "max_length": 128, "seed": 1234}
     base.update(training)
     return {"task": "preference", "model": {"builtin": "tiny-llama"},
             "data": {"path": str(data_path), "template": "preference"}, "training": base, "backend": backend,

@@ -133,6 +133,8 @@ class PreferenceContract:
         if not self.follows_step_rule:
             pytest.skip(f"backend {self.backend_name!r} makes its framework's own step count (plan predicts it)")
         spec_dict = _copy(pref_spec)
+        # 10 pairs: a partial last batch and a partial last accumulation in each epoch
+        spec_dict["data"]["limit"] = 10
         spec_dict["training"].update(max_steps=None, epochs=2, batch_size=4, gradient_accumulation=2)
         spec = parse_spec(spec_dict)
         plan = Run(spec).plan()
