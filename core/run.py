@@ -236,6 +236,7 @@ class Run:
         if resume:
             self._require_resumable(out, overwrite)
         with interrupt_on_signals():
+            self.check_support()  # what the backend cannot do is said before whether it is installed here
             self._require_ready()
             examples = self.validate()
             _, _, examples = self.prepared(examples)

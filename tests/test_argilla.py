@@ -469,3 +469,16 @@ def test_a_server_path_needs_the_argilla_block():
         parse_spec({"task": "sft", "model": {"builtin": "tiny-llama"}, "data": {"path": "argilla://ws/ds"}})
     with pytest.raises(tb.DataError, match="format 'server' needs data.path argilla://WORKSPACE/DATASET"):
         examples("x.parquet", "sft", recipe="sft", format="server", columns={"prompt": "p"})
+
+
+@pytest.mark.parametrize(("recipe", "records", "questions", "options"), [
+    ("ranking", [three_way("r", [(A, ["x", "y", "z"])])], {"rank": "ranking"},
+     {"question": "rank", "pairs": "best-vs-worst", "columns": {"prompt": "prompt"}}),
+    ("edited-vs-original", [dolly_record("a", answers=[answer(A, "edited")])], DOLLY_QUESTIONS,
+     {"edited": "new-response", "original": "original-response"}),
+])
+def test_reward_recipes_make_the_same_pairs_for_task_preference(tmp_path, recipe, records, questions, options):
+    path = write(tmp_path, records, questions)
+    reward = examples(path, recipe=recipe, **options)
+    preference = examples(path, "preference", recipe=recipe, **options)
+    assert preference.train == reward.train and preference.kind == "preference" and preference.train
