@@ -66,7 +66,8 @@ def test_a_backend_without_it_is_refused_naming_those_that_can(pairs, backend, a
     ({"training": {"batch_size": 1}, "preference": {"algorithm": "kto"}},
      "training.batch_size: KTO estimates its KL term"),
     ({"task": "reward", "preference": None, "backend": "autotrain",
-      "backend_options": {"autotrain": {"trainer": "dpo"}}}, "write `task: preference` with `preference.algorithm: dpo`"),
+      "backend_options": {"autotrain": {"trainer": "dpo"}}},
+     "write `task: preference` with `preference.algorithm: dpo`"),
 ])
 def test_bad_input_is_an_error_before_anything_is_written(pairs, tmp_path, capsys, change, message):
     body = spec_dict(pairs, algorithm="dpo")

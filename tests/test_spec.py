@@ -115,7 +115,7 @@ def test_every_example_spec_validates(repo):
     specs = sorted((repo / "examples").glob("*.yaml"))
     assert specs
     for path in specs:
-        assert load_spec(path).task in ("sft", "reward", "rl")
+        assert load_spec(path).task in ("sft", "reward", "rl", "preference")
 
 
 def test_spec_reference_doc_is_generated_from_the_code(repo):
