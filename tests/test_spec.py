@@ -185,4 +185,4 @@ def test_chosen_and_rejected_belong_to_the_reward_task():
         extra = {"rl": {"reward": "a:b"}} if task == "rl" else {}
         found, _ = problems({**MINIMAL, **extra, "task": task, "data": {
             "path": "d", "template": "instruction", "chosen": "{a}", "rejected": "{b}"}})
-        assert f"are for task 'reward', not '{task}'" in found["data"]
+        assert f"are for tasks 'reward' and 'preference', not '{task}'" in found["data"]
