@@ -162,3 +162,23 @@ def test_compare_cells_and_model_card():
     card = model_card(record)
     assert "AutoModelForCausalLM" in card and "with kto" in card and "two unpaired examples" in card
     assert "reference model: a frozen copy" in card
+
+
+def test_compare_reports_the_held_out_margin_and_accuracy(pairs, tmp_path, trl_available):
+    import fake_backend
+
+    import tunebridge as tb
+    from tunebridge.plugins import load_registry
+
+    class FakePreference(fake_backend.FakeBackend):  # saves the starting model unchanged
+        name = "fakepref"
+        capabilities = tb.Capabilities(tasks=frozenset({"preference"}), algorithms={"preference": ("dpo",)})
+
+    registry = load_registry([fake_backend.plugin_with(FakePreference)], entry_points=False)
+    body = spec_dict(pairs, "fakepref", max_steps=2)
+    record = tb.compare(body, backends="fakepref", output_dir=tmp_path / "out", registry=registry)
+    row = record["backends"][0]
+    assert row["status"] == "completed" and row["algorithm"] == "dpo"
+    assert set(record["baseline"]) >= {"margin", "accuracy", "pairs"} and row["eval"] == record["baseline"]
+    summary = (tmp_path / "out" / "report.md").read_text()
+    assert "logp margin" in summary and f"{record['baseline']['margin']:.3f}" in summary
