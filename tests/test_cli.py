@@ -70,7 +70,8 @@ def test_backends_lists_status_and_tasks():
     proc = tb("backends")
     assert proc.returncode == 0
     assert "trl  (tunebridge 0.1.0)" in proc.stdout and "trlx  (tunebridge 0.1.0)" in proc.stdout
-    assert "tasks: reward, rl, sft   algorithms: sft: sft; reward: reward; rl: grpo, rloo" in proc.stdout
+    assert ("tasks: preference, reward, rl, sft   algorithms: sft: sft; reward: reward; rl: grpo, rloo; "
+            "preference: dpo, kto, orpo") in proc.stdout
 
 
 @pytest.mark.usefixtures("trl_available")
