@@ -103,6 +103,8 @@ class PreferenceContract:
         before = policy_margin(pref_trained.base_model, pref_trained.model_dir, pairs, n)
         after = policy_margin(pref_trained.model_dir, pref_trained.model_dir, pairs, n)
         gain = after["margin"] - before["margin"]
+        print(f"{self.backend_name} {self.resolved}: log-prob margin on the training pairs {before['margin']:.3f} -> "
+              f"{after['margin']:.3f}, accuracy {before['accuracy']:.2f} -> {after['accuracy']:.2f}")
         assert gain >= self.min_margin_gain, (
             f"log-prob margin {before['margin']:.3f} -> {after['margin']:.3f} (accuracy {before['accuracy']:.2f} -> "
             f"{after['accuracy']:.2f}) on the training pairs")
