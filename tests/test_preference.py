@@ -182,3 +182,12 @@ def test_compare_reports_the_held_out_margin_and_accuracy(pairs, tmp_path, trl_a
     assert set(record["baseline"]) >= {"margin", "accuracy", "pairs"} and row["eval"] == record["baseline"]
     summary = (tmp_path / "out" / "report.md").read_text()
     assert "logp margin" in summary and f"{record['baseline']['margin']:.3f}" in summary
+
+
+def test_the_python_facade(pairs):
+    import tunebridge as tb
+
+    trainer = tb.PreferenceTrainer(spec_dict(pairs, algorithm="orpo"), backend="autotrain")
+    assert trainer.spec.backend == "autotrain" and trainer.spec.preference.algorithm == "orpo"
+    with pytest.raises(SpecError, match="RewardTrainer runs task 'reward', the spec says 'preference'"):
+        tb.RewardTrainer(spec_dict(pairs))
