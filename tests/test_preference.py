@@ -165,10 +165,10 @@ def test_compare_cells_and_model_card():
 
 
 def test_compare_reports_the_held_out_margin_and_accuracy(pairs, tmp_path, trl_available):
-    import fake_backend
-
     import tunebridge as tb
     from tunebridge.plugins import load_registry
+
+    import fake_backend
 
     class FakePreference(fake_backend.FakeBackend):  # saves the starting model unchanged
         name = "fakepref"
