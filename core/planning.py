@@ -23,6 +23,19 @@ def loss_on_prompt(spec: Spec) -> bool | None:
     return spec.data_kind == "text" or not spec.sft.completion_only_loss
 
 
+def reference_model(spec: Spec) -> str | None:
+    """The core's rule for the model a preference loss compares the policy with (None outside task preference):
+    the starting model, frozen; with LoRA the same model with its adapter disabled (no copy); ORPO needs none.
+    Every backend follows it (TRL and AutoTrain pass no reference model of their own)."""
+    if spec.task != "preference":
+        return None
+    if spec.preference.resolved_algorithm == "orpo":
+        return "none: ORPO needs no reference model"
+    if spec.lora is not None:
+        return "the starting model itself, with the LoRA adapter disabled (no copy is loaded)"
+    return "a frozen copy of the starting model"
+
+
 def neutral_truncation(spec: Spec, examples: Examples | None) -> str:
     """What the core's length rules do to the examples (backends that cut differently say so)."""
     n = spec.training.max_length

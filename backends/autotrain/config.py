@@ -135,12 +135,11 @@ def trainer_of(spec: Spec) -> str:
 
 
 def reference_model(spec: Spec) -> str:
-    """What AutoTrain's llm-dpo compares the policy with (model_ref unset: the core's rule); ORPO has none."""
-    if trainer_of(spec) == "orpo":
-        return "none: ORPO needs no reference model"
-    if spec.lora is not None:
-        return "the starting model itself, with the LoRA adapter disabled (AutoTrain sets model_ref None with peft)"
-    return "a frozen copy of the starting model (AutoTrain's model_ref unset: trl copies the model)"
+    """What AutoTrain's llm-dpo compares the policy with: the core's rule (``tunebridge.planning.reference_model``),
+    carried out by leaving model_ref unset (trl copies the model; with peft AutoTrain passes None)."""
+    from tunebridge.planning import reference_model as rule
+
+    return rule(spec) or ""
 
 
 def epochs_for(spec: Spec, n_train: int | None, prediction: dict[str, Any] | None = None) -> tuple[int, str | None]:

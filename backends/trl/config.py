@@ -7,6 +7,7 @@ from typing import Any
 
 from tunebridge.examples import Examples
 from tunebridge.execution.options import native_options
+from tunebridge.planning import reference_model
 from tunebridge.redact import redact
 from tunebridge.spec import Spec
 
@@ -127,15 +128,6 @@ def preference_config_kwargs(spec: Spec, work_dir: Path, has_eval: bool, cuda: b
     if algorithm_of(spec) == "orpo":
         kw["remove_unused_columns"] = False  # ORPO's collator reads the raw columns (it says so when left True)
     return kw
-
-
-def reference_model(spec: Spec) -> str:
-    """What the preference loss compares the policy with (the core's rule, shown in the plan and the card)."""
-    if algorithm_of(spec) == "orpo":
-        return "none: ORPO needs no reference model"
-    if spec.lora is not None:
-        return "the starting model itself, with the LoRA adapter disabled (no copy is loaded)"
-    return "a frozen copy of the starting model"
 
 
 def rl_config_kwargs(spec: Spec, work_dir: Path, cuda: bool = False) -> dict[str, Any]:
