@@ -191,3 +191,13 @@ def test_the_python_facade(pairs):
     assert trainer.spec.backend == "autotrain" and trainer.spec.preference.algorithm == "orpo"
     with pytest.raises(SpecError, match="RewardTrainer runs task 'reward', the spec says 'preference'"):
         tb.RewardTrainer(spec_dict(pairs))
+
+
+def test_backend_options_are_checked_against_the_algorithms_config(pairs, trl_available):
+    body = {**spec_dict(pairs, algorithm="orpo"), "backend_options": {"trl": {"max_completion_lenght": 8}}}
+    with pytest.raises(SpecError, match="trl.ORPOConfig has no setting 'max_completion_lenght' \\(did you mean "
+                                        "'max_completion_length'\\?\\)"):
+        Run(parse_spec(body)).plan()
+    body = {**spec_dict(pairs, algorithm="kto"), "backend_options": {"trl": {"desirable_weight": 1.5}}}
+    plan = Run(parse_spec(body)).plan()
+    assert plan.native_config["KTOConfig"]["desirable_weight"] == 1.5
