@@ -9,6 +9,9 @@ from tunebridge.testing.preference import PreferenceContract
 class TestAutoTrainDPO(PreferenceContract):
     backend_name = "autotrain"
     algorithm = "dpo"
-    training = {"max_steps": None, "epochs": 2}  # AutoTrain runs whole epochs: 2 x 6 steps of 4 pairs
+    # AutoTrain runs whole epochs. 20 pairs, batch 4, accumulation 2: transformers 4.48 makes 2 steps an epoch
+    # where the neutral rule says 3 (its partial last accumulation makes none): plan must predict 4 x 2 = 8.
+    rows = 20
+    training = {"max_steps": None, "epochs": 4, "gradient_accumulation": 2}
     follows_step_rule = False  # transformers 4.48's own step arithmetic; the plan predicts it (test_plan_predicts...)
     runs_twice = False  # a second AutoTrain run is outside the suite's time budget (the TRL classes check it)
