@@ -189,7 +189,7 @@ def test_a_trained_reward_model_scores_text_and_serves_as_an_rl_reward(tmp_path)
     result = tb.RLTrainer(spec).train(tmp_path / "rl")
     assert result.native_config["GRPOConfig"]["reward_weights"] == [0.5, 1.0]
     keys = set(result.log_history[0])
-    assert {"rewards/model/mean", "rewards/letter_e/mean", "reward_mean"} <= keys
+    assert {"rewards/rm/mean", "rewards/letter_e/mean", "reward_mean"} <= keys  # rm/model: named after its run
 
 
 def test_rl_with_a_kl_coefficient_logs_kl(tmp_path):
