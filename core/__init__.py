@@ -27,7 +27,7 @@ _LAZY = {
     "Run": "run", "TrainResult": "result", "hookimpl": "hookspecs", "get_registry": "plugins",
     "Backend": "backend", "Capabilities": "backend", "BackendStatus": "backend", "Plan": "backend",
     "BackendOutput": "backend", "TrainingJob": "backend",
-    "compare": "comparison", "evaluate": "evaluation",
+    "compare": "comparison", "evaluate": "evaluation", "sweep": "sweeps",
     "OutputInUse": "lock", "WriteError": "files", "RunInterrupted": "signals",
 }
 
@@ -37,7 +37,7 @@ __all__ = [
     "Spec", "load_spec", "parse_spec", "SFTTrainer", "RewardTrainer", "RLTrainer", "PreferenceTrainer", "Run",
     "TrainResult",
     "hookimpl", "get_registry", "Backend", "Capabilities", "BackendStatus", "Plan", "BackendOutput", "TrainingJob",
-    "compare", "evaluate", "OutputInUse", "WriteError", "RunInterrupted",
+    "compare", "evaluate", "sweep", "OutputInUse", "WriteError", "RunInterrupted",
 ]
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from .run import Run
     from .signals import RunInterrupted
     from .spec import Spec, load_spec, parse_spec
+    from .sweeps import sweep
     from .trainers import PreferenceTrainer, RewardTrainer, RLTrainer, SFTTrainer
 
 

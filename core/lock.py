@@ -17,6 +17,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from .errors import TunebridgeError
 LOCK_NAME = ".tunebridge.lock"
 RUN_RECORD = "run.json"  # a dead holder's record still saying "running" is marked interrupted on takeover
 _HELD: dict[Path, OutputLock] = {}  # folders this process holds, by resolved path
+_FOR: set[Path] = set()  # folders another process holds on this process's behalf (a sweep's folder, to its trials)
 
 
 class OutputInUse(TunebridgeError):
@@ -199,7 +201,7 @@ def in_use(folder: Path, info: dict[str, Any]) -> OutputInUse:
 def holder(folder: Path) -> dict[str, Any] | None:
     """Who holds the lock of ``folder`` when another process does (its lock file's content), else None."""
     path = Path(folder) / LOCK_NAME
-    if Path(folder).resolve() in _HELD or not path.is_file():
+    if Path(folder).resolve() in _HELD or Path(folder).resolve() in _FOR or not path.is_file():
         return None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -223,3 +225,17 @@ def check_not_in_use(folder: Path) -> None:
         if info is not None:
             raise OutputInUse(f"refusing to use {folder}: {place} is in use by another tunebridge run "
                               f"({_describe(info) if info else 'holder unknown'})")
+
+
+@contextlib.contextmanager
+def working_for(folder: Path) -> Iterator[None]:
+    """Inside the block, ``folder``'s lock counts as this process's own: a sweep (or a compare on Ray) holds its
+    output folder in the driver, and the runs it hands to Ray workers write their run folders inside it."""
+    resolved = Path(folder).resolve()
+    added = resolved not in _FOR
+    _FOR.add(resolved)
+    try:
+        yield
+    finally:
+        if added:
+            _FOR.discard(resolved)

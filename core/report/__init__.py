@@ -41,14 +41,40 @@ class Document:
     plots: list[Any] = field(default_factory=list)
     plot_note: str = ""
     differences: list[Table] = field(default_factory=list)
+    results_title: str = "Results"
+    details_title: str = "Backends"  # the heading of the tables after the first ("" for none)
+
+
+def load_record(out: str | Path) -> dict[str, Any]:
+    """sweep.json of a sweep folder or comparison.json of a compare folder, or ReportError."""
+    if (Path(out) / "sweep.json").is_file() and not (Path(out) / "comparison.json").is_file():
+        return load_sweep(out)
+    return load_comparison(out)
+
+
+def load_sweep(out: str | Path) -> dict[str, Any]:
+    """sweep.json of a sweep folder, or ReportError."""
+    path = Path(out) / "sweep.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"cannot read {path}: {exc}") from None
+    if not isinstance(record, dict) or not isinstance(record.get("trials"), list) or "spec" not in record:
+        raise ReportError(f"{path} is not a tunebridge sweep (no `spec` / `trials`)")
+    return record
+
+
+def is_sweep(record: dict[str, Any]) -> bool:
+    """Whether ``record`` is a sweep.json (else a comparison.json)."""
+    return record.get("kind") == "sweep" or ("trials" in record and "backends" not in record)
 
 
 def load_comparison(out: str | Path) -> dict[str, Any]:
     """comparison.json of a compare folder, or ReportError."""
     path = Path(out) / "comparison.json"
     if not path.is_file():
-        raise ReportError(f"{out} holds no comparison.json (make one with `tunebridge compare SPEC --backends ... "
-                          f"--output {out}`)")
+        raise ReportError(f"{out} holds no comparison.json or sweep.json (make one with `tunebridge compare SPEC "
+                          f"--backends ... --output {out}` or `tunebridge sweep SPEC --param ... --output {out}`)")
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
@@ -169,13 +195,19 @@ def build_document(out: Path, record: dict[str, Any], draw_plots: bool = True) -
 
 
 def render_report(out: str | Path, record: dict[str, Any] | None = None) -> tuple[Path, Path]:
-    """Write ``report.md`` (+ ``plots/``) and ``report.html`` in ``out``; returns their paths."""
+    """Write ``report.md`` (+ ``plots/``) and ``report.html`` in ``out`` (a compare or a sweep folder); returns
+    their paths."""
     from .htmlpage import to_html
     from .markdown import to_markdown
 
     out = Path(out)
-    record = record if record is not None else load_comparison(out)
-    doc = build_document(out, record)
+    record = record if record is not None else load_record(out)
+    if is_sweep(record):
+        from .sweep import build_sweep_document
+
+        doc = build_sweep_document(out, record)
+    else:
+        doc = build_document(out, record)
     plots_dir = out / "plots"
     try:
         if doc.plots:
@@ -190,4 +222,5 @@ def render_report(out: str | Path, record: dict[str, Any] | None = None) -> tupl
     return md, html
 
 
-__all__ = ["ReportError", "build_document", "load_comparison", "render_report"]
+__all__ = ["ReportError", "build_document", "is_sweep", "load_comparison", "load_record", "load_sweep",
+           "render_report"]

@@ -56,7 +56,7 @@ def to_html(doc: Any) -> str:
     parts += [f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in doc.facts]
     parts.append("</dl>")
     summary, *backends = doc.tables
-    parts.append("<h2>Results</h2>")
+    parts.append(f"<h2>{escape(doc.results_title)}</h2>")
     parts += _table(summary, status_column=1)
     parts.append("<h2>Plots</h2>")
     for plot in doc.plots:
@@ -65,10 +65,12 @@ def to_html(doc: Any) -> str:
                      f"<figcaption>{escape(plot.caption)}</figcaption></figure>")
     if doc.plot_note:
         parts.append(f'<p class="note">{escape(doc.plot_note)}</p>')
-    parts.append("<h2>Differences</h2>")
+    if doc.differences:
+        parts.append("<h2>Differences</h2>")
     for t in doc.differences:
         parts += _table(t)
-    parts.append("<h2>Backends</h2>")
+    if doc.details_title:
+        parts.append(f"<h2>{escape(doc.details_title)}</h2>")
     for t in backends:
         parts += _table(t)
     parts.append("</body></html>")

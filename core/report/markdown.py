@@ -28,16 +28,18 @@ def to_markdown(doc: Any) -> str:
     lines += [f"- **{k}**: {_cell(v)}" for k, v in doc.facts]
     lines.append("")
     summary, *backends = doc.tables
-    lines += ["## Results", ""] + _table(summary)
+    lines += [f"## {doc.results_title}", ""] + _table(summary)
     lines += ["## Plots", ""]
     for plot in doc.plots:
         lines += [f"![{plot.caption}](plots/{plot.name}.png)", "", f"*{plot.caption}*", ""]
     if doc.plot_note:
         lines += [doc.plot_note, ""]
-    lines += ["## Differences", ""]
+    if doc.differences:
+        lines += ["## Differences", ""]
     for t in doc.differences:
         lines += _table(t)
-    lines += ["## Backends", ""]
+    if doc.details_title:
+        lines += [f"## {doc.details_title}", ""]
     for t in backends:
         lines += _table(t)
     return "\n".join(lines).rstrip() + "\n"

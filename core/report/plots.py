@@ -96,3 +96,62 @@ def draw(out: Path, record: dict[str, Any]) -> list[Plot]:
         plots.append(Plot("eval", f"neutral evaluation on {record['eval']['examples']} held-out examples: {title}",
                           _png(fig)))
     return plots
+
+
+def _label(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def draw_sweep(out: Path, record: dict[str, Any]) -> list[Plot]:
+    """A sweep's plots: every trial's training curve on one figure, and the metric against each parameter."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    task = record.get("task") or (record.get("spec") or {}).get("task", "sft")
+    key, label = curve_metric(task)
+    trials = record.get("trials") or []
+    plots: list[Plot] = []
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    drawn = 0
+    for t in trials:
+        if not t.get("run_dir"):
+            continue
+        points = [(int(r["step"]), float(r[key])) for r in read_metrics(out / t["run_dir"])
+                  if isinstance(r.get(key), int | float)]
+        if points:
+            params = ", ".join(f"{k.rsplit('.', 1)[-1]}={_label(v)}" for k, v in (t.get("params") or {}).items())
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=f"{t['id']} ({params})")
+            drawn += 1
+    if drawn:
+        ax.set(xlabel="optimizer step", ylabel=label, title=f"{label} of every trial")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+        plots.append(Plot("curves", f"{label} of every trial, by step", _png(fig)))
+    else:
+        plt.close(fig)
+    metric = record.get("metric")
+    scored = [t for t in trials if t.get("status") == "completed"
+              and isinstance((t.get("metrics") or {}).get(metric), int | float)]
+    params = record.get("params") or []
+    if scored and params:
+        fig, axes = plt.subplots(1, len(params), figsize=(4.5 * len(params), 3.8), squeeze=False)
+        for ax, p in zip(axes[0], params, strict=True):
+            xs = [(t.get("params") or {}).get(p["key"]) for t in scored]
+            ys = [float(t["metrics"][metric]) for t in scored]
+            numeric = all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs)
+            if numeric:
+                ax.scatter(xs, ys)
+                positive = [x for x in xs if x > 0]
+                if p["kind"] == "loguniform" or (len(positive) == len(xs) and max(xs) >= 10 * min(xs)):
+                    ax.set_xscale("log")
+            else:
+                names = list(dict.fromkeys(_label(x) for x in xs))
+                ax.scatter([names.index(_label(x)) for x in xs], ys)
+                ax.set_xticks(range(len(names)), names, rotation=20)
+            ax.set(xlabel=p["key"], ylabel=metric, title=f"{metric} by {p['key']}")
+            ax.grid(alpha=0.3)
+        plots.append(Plot("metric", f"{metric} of each completed trial against each parameter "
+                                    f"({record.get('mode')} is best)", _png(fig)))
+    return plots
