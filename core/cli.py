@@ -84,14 +84,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", required=True, help="output folder (must be empty or new)")
     p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty output folder")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    group = p.add_argument_group("on Ray (pip install 'tunebridge[ray]'; docs/ray.md)")
+    group.add_argument("--ray", action="store_true",
+                       help="run each backend as a Ray task (in its own interpreter where it has one), concurrently "
+                            "when resources allow")
+    group.add_argument("--address", metavar="ADDR", help="an existing Ray cluster (default: start a local Ray)")
+
+    p = subs.add_parser("sweep", help="one spec, several values per setting: one run per trial on Ray Tune")
+    _spec_and_backend(p)
+    p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=V1,V2",
+                   help="a dotted spec path and its values: KEY=V1,V2 (grid), KEY=choice:V1,V2 or KEY=loguniform:LO,HI "
+                        "(random search, with --samples); repeat for more settings")
+    p.add_argument("--output", "-o", required=True, help="output folder (must be empty or new)")
+    p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty output folder")
+    p.add_argument("--samples", type=int, metavar="N", help="random-search samples (per grid combination)")
+    p.add_argument("--metric", metavar="NAME",
+                   help="the run metric that picks the best trial (default: eval_loss with an eval split, else "
+                        "final_loss, the last logged training loss)")
+    p.add_argument("--mode", choices=["min", "max"], help="whether the lowest or the highest metric is best (min)")
+    p.add_argument("--max-concurrent", type=int, metavar="K", help="at most K trials at a time")
+    p.add_argument("--address", metavar="ADDR", help="an existing Ray cluster (default: start a local Ray)")
+    p.add_argument("--num-cpus", type=int, metavar="N", help="CPUs of the local Ray (default: this machine's)")
+    p.add_argument("--cpus-per-trial", type=float, default=1, metavar="N", help="CPUs each trial takes (1)")
+    p.add_argument("--gpus-per-trial", type=float, default=0, metavar="N", help="GPUs each trial takes (0)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
 
     p = subs.add_parser("evaluate", help="the neutral evaluation of one run folder on its held-out split")
     p.add_argument("run_dir", help="a run folder (holds run.json and model/)")
     p.add_argument("--spec", help="spec file the run was trained from (default: the spec stored in run.json)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = subs.add_parser("report", help="render report.md and report.html again from a compare folder")
-    p.add_argument("dir", help="a compare output folder (holds comparison.json)")
+    p = subs.add_parser("report", help="render report.md and report.html again from a compare or sweep folder")
+    p.add_argument("dir", help="a compare or sweep output folder (holds comparison.json or sweep.json)")
     return parser
 
 
@@ -338,7 +362,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     try:
         record = compare(args.spec, args.backends, args.output, overwrite=args.overwrite,
-                         progress=None if args.quiet else sys.stderr)
+                         progress=None if args.quiet else sys.stderr, ray=args.ray, address=args.address)
     except KeyboardInterrupt as exc:
         from .signals import exit_code, interrupted_by
 
@@ -348,6 +372,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print("\n== tunebridge compare finished ==")
     print(summary_table(record))
     print(f"report: {out / 'report.html'} (also {out / 'report.md'}, {out / 'comparison.json'})")
+    return 0 if record["all_completed"] else 1
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .sweeps import sweep
+    from .sweeps.record import summary_table
+
+    try:
+        record = sweep(args.spec, args.param, args.output, backend=args.backend, samples=args.samples,
+                       metric=args.metric, mode=args.mode, max_concurrent=args.max_concurrent, address=args.address,
+                       num_cpus=args.num_cpus, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                       overwrite=args.overwrite, progress=None if args.quiet else sys.stderr)
+    except KeyboardInterrupt as exc:
+        from .signals import exit_code, interrupted_by
+
+        print(f"\ninterrupted by {interrupted_by(exc)}; the trials were stopped and their statuses are in "
+              f"{Path(args.output) / 'sweep.json'}", file=sys.stderr)
+        return exit_code(exc)
+    out = Path(args.output)
+    print("\n== tunebridge sweep finished ==")
+    print(summary_table(record))
+    print(f"report: {out / 'report.html'} (also {out / 'report.md'}, {out / 'sweep.json'})")
     return 0 if record["all_completed"] else 1
 
 
@@ -382,7 +430,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"backends": cmd_backends, "validate": cmd_validate, "schema": cmd_schema, "plan": cmd_plan,
-            "train": cmd_train, "export": cmd_export, "compare": cmd_compare, "data": cmd_data,
+            "train": cmd_train, "export": cmd_export, "compare": cmd_compare, "sweep": cmd_sweep, "data": cmd_data,
             "evaluate": cmd_evaluate, "report": cmd_report}
 
 

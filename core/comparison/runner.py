@@ -97,13 +97,18 @@ def _say(stream: TextIO | None, text: str) -> None:
 
 
 def compare(spec: Any, backends: str | list[str], output_dir: str | Path, overwrite: bool = False,
-            registry: Any = None, progress: TextIO | bool | None = None) -> dict[str, Any]:
+            registry: Any = None, progress: TextIO | bool | None = None, ray: bool = False,
+            address: str | None = None, num_cpus: int | None = None) -> dict[str, Any]:
     """Train ``spec`` on each backend into ``output_dir/<backend>/``, evaluate each model the same way, and write
     ``comparison.json``, ``eval.jsonl``, ``report.md`` and ``report.html`` there. Returns the comparison record.
 
     A backend that is not registered or cannot run here is ``skipped``, one whose spec check or training fails is
     ``failed``; the others go on. ``record["all_completed"]`` says whether every backend completed.
     ``progress``: a stream (or True for stderr) for the per-backend progress lines.
+
+    ``ray=True`` (or an ``address``) trains the backends as Ray tasks, concurrently when resources allow (see
+    tunebridge.comparison.on_ray; a local Ray with ``num_cpus`` unless ``address`` names a cluster); the record and
+    the report are the same as a sequential compare's.
     """
     from ..examples import prepare_examples
     from ..plugins import get_registry
@@ -149,6 +154,7 @@ def compare(spec: Any, backends: str | list[str], output_dir: str | Path, overwr
             "backends": [],
             "differences": {},
             "all_completed": False,
+            "scheduler": {"kind": "sequential"},
         }
 
         def evaluate_into(row: dict[str, Any], model_dir: Path, tok: Path | None = None) -> None:
@@ -166,7 +172,27 @@ def compare(spec: Any, backends: str | list[str], output_dir: str | Path, overwr
             record["baseline_error"] = baseline["eval_error"]
         run_records: dict[str, dict[str, Any]] = {}
         interrupted: KeyboardInterrupt | None = None
+        outcomes: dict[str, tuple[str, str]] | None = None
+        if ray or address:
+            from .on_ray import train_on_ray
+
+            outcomes, record["scheduler"], interrupted = train_on_ray(names, used, out, registry, address, num_cpus,
+                                                                      stream)
         for i, name in enumerate(names, 1):
+            if outcomes is not None:
+                status, reason = outcomes[name]
+                run_dir = out / name
+                row = backend_record(name, status, reason, run_dir if run_dir.is_dir() else None, spec_dict, out)
+                if status == "completed":
+                    run_records[name] = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+                    if interrupted:
+                        row["eval_error"] = "not evaluated: the compare was interrupted"
+                    else:
+                        _say(stream, f"[{i}/{len(names)}] {name}: evaluating ...")
+                        evaluate_into(row, run_dir / (run_records[name].get("model_dir") or "model"))
+                record["backends"].append(row)
+                _say(stream, f"[{i}/{len(names)}] {name}: {status}" + (f": {one_line(reason)}" if reason else ""))
+                continue
             if interrupted:
                 record["backends"].append(backend_record(name, "skipped", "not run: the compare was interrupted", None,
                                                          spec_dict, out))
