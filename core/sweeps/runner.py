@@ -11,9 +11,12 @@ import contextlib
 import json
 import math
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -168,10 +171,15 @@ def sweep(spec: Any, params: list[str] | list[Param], output_dir: str | Path, *,
             record["scheduler"] = cluster.describe()
             _say(stream, f"sweep: {total} trial(s) of task {spec.task} on backend {spec.backend} -> {out} "
                          f"(Ray {cluster.ray_version}, {cluster.address}, {cluster.resources.get('CPU', '?')} CPUs)")
+            flag = StopFlag()
             try:
-                _fit(spec, params, samples, out, rows, save, max_concurrent, cpus_per_trial, gpus_per_trial, cluster)
-            except KeyboardInterrupt as exc:
+                with flag.catching():
+                    _fit(spec, params, samples, out, rows, save, max_concurrent, cpus_per_trial, gpus_per_trial,
+                         cluster, flag)
+            except KeyboardInterrupt as exc:  # a second Ctrl-C: Ray stops the trials when the driver goes
                 interrupted = exc
+            if interrupted is None and flag.signum is not None:
+                interrupted = flag.exception()
         finish_rows(out, [rows[k] for k in sorted(rows)],
                     f"interrupted by {interrupted_by(interrupted)}" if interrupted else "")
         trials = [rows[k] for k in sorted(rows)]
@@ -192,12 +200,46 @@ def sweep(spec: Any, params: list[str] | list[Param], output_dir: str | Path, *,
         return record
 
 
+class StopFlag:
+    """Ctrl-C, SIGTERM and SIGHUP while the trials run: the first asks Ray Tune to stop every trial (the sweep then
+    records their statuses and raises the interrupt); a second one raises at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if self.signum is not None:
+            raise self.exception()
+        self.signum = signum
+
+    def exception(self) -> KeyboardInterrupt:
+        """The interrupt to raise once the trials have stopped."""
+        from ..signals import RunInterrupted
+
+        return KeyboardInterrupt() if self.signum in (None, signal.SIGINT) else RunInterrupted(self.signum)
+
+    @contextlib.contextmanager
+    def catching(self) -> Iterator[None]:
+        """The handlers, for the block (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        names = ("SIGINT", "SIGTERM", "SIGHUP")
+        previous = {s: signal.signal(s, self._handler) for n in names if (s := getattr(signal, n, None)) is not None}
+        try:
+            yield
+        finally:
+            for signum, old in previous.items():
+                signal.signal(signum, old)
+
+
 def _fit(spec: Any, params: list[Param], samples: int | None, out: Path, rows: dict[str, dict[str, Any]], save: Any,
-         max_concurrent: int | None, cpus_per_trial: float, gpus_per_trial: float, cluster: Any) -> None:
+         max_concurrent: int | None, cpus_per_trial: float, gpus_per_trial: float, cluster: Any,
+         flag: StopFlag) -> None:
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from .tracking import Tracker
+    from .tracking import StopOnSignal, Tracker
 
     storage = cluster.temp_dir or tempfile.mkdtemp(prefix="tb-tune-")
     trainable = tune.with_resources(tune.with_parameters(run_trial, spec=spec, backend=None, out=str(out)),
@@ -208,7 +250,7 @@ def _fit(spec: Any, params: list[Param], samples: int | None, out: Path, rows: d
         tune_config=tune.TuneConfig(num_samples=samples or 1, max_concurrent_trials=max_concurrent, reuse_actors=True,
                                     search_alg=BasicVariantGenerator(random_state=spec.training.seed)),
         run_config=tune.RunConfig(name="sweep", storage_path=str(Path(storage) / "tune"), verbose=0,
-                                  callbacks=[Tracker(rows, save)],
+                                  callbacks=[Tracker(rows, save, flag)], stop=StopOnSignal(flag),
                                   failure_config=tune.FailureConfig(max_failures=0)),
     )
     try:

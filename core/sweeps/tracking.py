@@ -24,9 +24,10 @@ def _error_text(trial: Any) -> str:
 class Tracker(tune.Callback):
     """Trial id -> its sweep.json row; ``changed()`` runs after every status change (sweep.json is rewritten)."""
 
-    def __init__(self, rows: dict[str, dict[str, Any]], changed: Callable[[str, dict[str, Any]], None]):
+    def __init__(self, rows: dict[str, dict[str, Any]], changed: Callable[[str, dict[str, Any]], None], flag: Any):
         self.rows = rows
         self.changed = changed
+        self.flag = flag  # flag.signum set: the sweep is being stopped
 
     def _row(self, trial: Any) -> dict[str, Any]:
         row = self.rows.get(trial.trial_id)
@@ -48,13 +49,34 @@ class Tracker(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         row = self._row(trial)
         last = trial.last_result or {}
-        row["status"] = "completed" if last.get(STATUS_KEY) == "completed" else "failed"
+        if last.get(STATUS_KEY) == "completed":
+            row["status"] = "completed"
+        elif self.flag.signum is not None:
+            row["status"] = "running"  # stopped with the sweep: finish_rows() records it as interrupted
+            return
+        else:
+            row["status"] = "failed"
         if row["status"] == "failed":
             row["reason"] = last.get(REASON_KEY) or "the trial ended without reporting its run's result"
         self.changed(row["status"], row)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         row = self._row(trial)
+        if self.flag.signum is not None and REASON_KEY not in (trial.last_result or {}):
+            return
         row["status"] = "failed"
         row["reason"] = (trial.last_result or {}).get(REASON_KEY) or _error_text(trial)
         self.changed("failed", row)
+
+
+class StopOnSignal(tune.Stopper):
+    """Stops every trial once ``flag.signum`` is set (Ctrl-C, SIGTERM or SIGHUP in the driver)."""
+
+    def __init__(self, flag: Any):
+        self.flag = flag
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return self.flag.signum is not None
+
+    def stop_all(self) -> bool:
+        return self.flag.signum is not None
