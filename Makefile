@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"          # pinned first: never let pip pick a CUDA build
-	$(PY) -m pip install --quiet -e ".[trl,dev,argilla,report,trackers]" "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[trl,dev,argilla,report,trackers,ray]" "$(TORCH)"
 	touch $@
 
 install: $(VENV)/.installed

@@ -47,6 +47,11 @@ WHEEL_MUST_HAVE = [
     "tunebridge/backends/autotrain/backend.py",
     "tunebridge/backends/autotrain/validate_config.py",
     "tunebridge/backends/autotrain/events_dump.py",
+    "tunebridge/cluster.py",
+    "tunebridge/sweeps/runner.py",
+    "tunebridge/sweeps/trial.py",
+    "tunebridge/comparison/on_ray.py",
+    "tunebridge/report/sweep.py",
 ]
 
 
