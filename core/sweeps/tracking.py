@@ -29,6 +29,11 @@ class Tracker(tune.Callback):
         self.changed = changed
         self.flag = flag  # flag.signum set: the sweep is being stopped
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks into the experiment state; this one lives in the driver only (its output
+        # stream cannot be pickled), so the copy is an empty tracker.
+        return {"rows": {}, "changed": lambda event, row: None, "flag": self.flag}
+
     def _row(self, trial: Any) -> dict[str, Any]:
         row = self.rows.get(trial.trial_id)
         if row is None:
