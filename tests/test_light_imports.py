@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-FRAMEWORKS = ("torch", "transformers", "trl", "datasets", "peft", "accelerate")
+FRAMEWORKS = ("torch", "transformers", "trl", "datasets", "peft", "accelerate", "ray")
 HEAVY = (*FRAMEWORKS, "pyarrow")
 
 PROBE = """
@@ -87,12 +87,15 @@ def test_listing_backends_does_not_load_pydantic(argv: list[str], clean_env: dic
 
 
 def test_compare_evaluate_and_report_modules_import_light(clean_env: dict[str, str]) -> None:
-    """The compare, evaluation, tokenisation and report modules load torch, transformers and matplotlib only when
-    they run; so do the three commands' --help."""
+    """The compare, sweep, evaluation, tokenisation and report modules load torch, transformers, Ray and matplotlib
+    only when they run; so do the commands' --help."""
     probe = ("import json, sys, tunebridge.comparison, tunebridge.evaluation, tunebridge.tokenize, "
-             "tunebridge.report, tunebridge.report.markdown, tunebridge.report.htmlpage, tunebridge.cli\n"
-             "import tunebridge as tb; assert callable(tb.compare) and callable(tb.evaluate)\n"
-             "for argv in (['compare', '--help'], ['evaluate', '--help'], ['report', '--help']):\n"
+             "tunebridge.report, tunebridge.report.markdown, tunebridge.report.htmlpage, tunebridge.cli, "
+             "tunebridge.sweeps, tunebridge.sweeps.record, tunebridge.cluster, tunebridge.comparison.on_ray, "
+             "tunebridge.report.sweep\n"
+             "import tunebridge as tb; assert callable(tb.compare) and callable(tb.evaluate) and callable(tb.sweep)\n"
+             "for argv in (['compare', '--help'], ['evaluate', '--help'], ['report', '--help'], "
+             "['sweep', '--help']):\n"
              "    try:\n        tunebridge.cli.main(argv)\n    except SystemExit:\n        pass\n"
              "print('PROBE:' + json.dumps(sorted(sys.modules)))\n")
     proc = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=clean_env, capture_output=True, text=True,
@@ -100,4 +103,4 @@ def test_compare_evaluate_and_report_modules_import_light(clean_env: dict[str, s
     lines = [line for line in proc.stdout.splitlines() if line.startswith("PROBE:")]
     assert proc.returncode == 0 and lines, proc.stderr
     modules = set(json.loads(lines[-1][len("PROBE:"):]))
-    assert _loaded(modules, (*HEAVY, "matplotlib")) == []
+    assert _loaded(modules, (*HEAVY, "matplotlib", "ray")) == []
