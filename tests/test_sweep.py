@@ -170,7 +170,7 @@ def test_report_of_a_sweep_folder(tmp_path, capsys):
     assert cli.main(["report", str(out)]) == 0
     md = (out / "report.md").read_text()
     html = (out / "report.html").read_text()
-    assert "# tunebridge sweep" in md and "## Trials" in md and "| t1 (best) | completed | 0.0030 |" in md
+    assert "# tunebridge sweep" in md and "## Trials" in md and "| t1 (best) | completed | 0.003 |" in md
     assert "boom \\| <b>" in md and "boom | &lt;b&gt;" in html and "boom | <b>" not in html  # escaped
     assert "Differences" not in md and "Backends" not in md
     assert (out / "plots" / "curves.png").is_file() and (out / "plots" / "metric.png").is_file()

@@ -9,7 +9,11 @@ from . import Document, Table, _s
 
 
 def _param_cell(value: Any) -> str:
-    return _s(value, 4)
+    return f"{value:g}" if isinstance(value, float) else _s(value)
+
+
+def _count(value: Any) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else _s(value)
 
 
 def trials_table(record: dict[str, Any]) -> Table:
@@ -25,7 +29,7 @@ def trials_table(record: dict[str, Any]) -> Table:
                      *[_param_cell((t.get("params") or {}).get(k)) for k in keys], _s(m.get(metric)),
                      _s(m.get("final_loss")), _s(t.get("steps")), _s(t.get("wall_time_s"), 2),
                      " ".join((t.get("reason") or "").split())[:300]])
-    return Table("Trials", header, rows, f"{metric}: the run's final metric ({record.get('mode', 'min')} is best). "
+    return Table("", header, rows, f"{metric}: the run's final metric ({record.get('mode', 'min')} is best). "
                  "Each trial is an ordinary run folder under trials/<trial>/.")
 
 
@@ -38,7 +42,7 @@ def build_sweep_document(out: Path, record: dict[str, Any], draw_plots: bool = T
         counts[t.get("status", "?")] = counts.get(t.get("status", "?"), 0) + 1
     sched = record.get("scheduler") or {}
     model = spec.get("model") or {}
-    params = "; ".join(f"{p['key']} {p['kind']} {', '.join(_s(v) for v in p['values'])}"
+    params = "; ".join(f"{p['key']} {p['kind']} {', '.join(_param_cell(v) for v in p['values'])}"
                        for p in record.get("params") or [])
     facts = [
         ("spec", _s(record.get("spec_source") or spec.get("name"))),
@@ -50,12 +54,12 @@ def build_sweep_document(out: Path, record: dict[str, Any], draw_plots: bool = T
                    + ", ".join(f"{n} {status}" for status, n in counts.items())),
         ("metric", f"{record.get('metric')} ({record.get('mode')})"),
         ("scheduler", f"Ray {_s(sched.get('ray_version'))} at {_s(sched.get('address'))}, "
-                      f"{_s(sched.get('cpus'))} CPUs" if sched else "?"),
+                      f"{_count(sched.get('cpus'))} CPUs" if sched else "?"),
         ("status", _s(record.get("status"))),
     ]
     best = record.get("best")
     if best:
-        facts.append(("best", f"{best['id']}: {', '.join(f'{k}={_s(v)}' for k, v in best['params'].items())} "
+        facts.append(("best", f"{best['id']}: {', '.join(f'{k}={_param_cell(v)}' for k, v in best['params'].items())} "
                               f"({record.get('metric')} {_s((best.get('metrics') or {}).get(record.get('metric')))})"))
     else:
         facts.append(("best", "none: no completed trial has the metric"))
