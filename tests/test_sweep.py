@@ -178,3 +178,33 @@ def test_report_of_a_sweep_folder(tmp_path, capsys):
     (out / "sweep.json").write_text("{}")
     assert cli.main(["report", str(out)]) == 1
     assert "is not a tunebridge sweep" in capsys.readouterr().err
+
+
+def test_without_ray_the_sweep_says_how_to_install_it(spec_file, monkeypatch, capsys, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if it were not installed
+    rc = cli.main(["sweep", str(spec_file), "--param", "training.learning_rate=1e-3,2e-3", "--output",
+                   str(tmp_path / "out")])
+    assert rc == 1 and "this needs Ray (Ray Tune): pip install 'tunebridge[ray]'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    rc = cli.main(["compare", str(spec_file), "--backends", "trl", "--ray", "--output", str(tmp_path / "out")])
+    assert rc == 1 and "this needs Ray (Ray Tune)" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_which_interpreter_a_compare_task_starts_in(spec_file):
+    """compare --ray: a backend with its own interpreter gets its task started there only when that interpreter has
+    the same Ray; otherwise the task runs here and the run starts its worker there, as a sequential compare does."""
+    from types import SimpleNamespace
+
+    from tunebridge.comparison.on_ray import task_interpreter, without_interpreter
+
+    here = SimpleNamespace(executor=SimpleNamespace(kind="in-process"))
+    assert task_interpreter(here, "2.60.0") == (None, "")
+    elsewhere = SimpleNamespace(executor=SimpleNamespace(kind="worker", python="/nonexistent/bin/python"))
+    python, why = task_interpreter(elsewhere, "2.60.0")
+    assert python is None and "/nonexistent/bin/python has no Ray 2.60.0" in why and "starts its worker" in why
+    spec = spec_with(load_spec(spec_file), {"backend_options.trl": {"python": "/x/bin/python", "timeout": 9}})
+    stripped = without_interpreter(spec, "trl")
+    assert stripped.backend_options == {"trl": {"timeout": 9}} and spec.backend_options["trl"]["python"]
+    assert stripped.base_dir == spec.base_dir and without_interpreter(stripped, "trl") is stripped

@@ -122,6 +122,10 @@ def compare(spec: Any, backends: str | list[str], output_dir: str | Path, overwr
 
     stream: TextIO | None = sys.stderr if progress is True else (progress or None)
     started = time.monotonic()
+    if ray or address:
+        from ..cluster import import_ray
+
+        import_ray()  # Ray missing: said before anything is written
     spec = load_spec(spec)
     registry = registry or get_registry()
     names = resolve_backends(parse_backends(backends), spec, registry)

@@ -141,6 +141,9 @@ def sweep(spec: Any, params: list[str] | list[Param], output_dir: str | Path, *,
     if max_concurrent is not None and max_concurrent < 1:
         raise SweepError(f"--max-concurrent {max_concurrent}: give 1 or more")
     Run(spec).validate()  # the spec, the backend's support and the data, before Ray starts
+    from ..cluster import import_ray
+
+    import_ray()  # Ray missing: said before anything is written
     out = Path(output_dir).resolve()
     total = trial_count(params, samples)
     with interrupt_on_signals(), prepare_output_dir(out, overwrite, protect=protected_paths(spec)) as lock:
