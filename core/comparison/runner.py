@@ -108,7 +108,8 @@ def compare(spec: Any, backends: str | list[str], output_dir: str | Path, overwr
 
     ``ray=True`` (or an ``address``) trains the backends as Ray tasks, concurrently when resources allow (see
     tunebridge.comparison.on_ray; a local Ray with ``num_cpus`` unless ``address`` names a cluster); the record and
-    the report are the same as a sequential compare's.
+    the report are the same as a sequential compare's. The Ray tasks load the installed backend plugins; a
+    ``registry`` given here is used by the driver only.
     """
     from ..examples import prepare_examples
     from ..plugins import get_registry

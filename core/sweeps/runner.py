@@ -170,19 +170,29 @@ def sweep(spec: Any, params: list[str] | list[Param], output_dir: str | Path, *,
         interrupted: KeyboardInterrupt | None = None
         from ..cluster import connect
 
-        with connect(address, num_cpus) as cluster:
-            record["scheduler"] = cluster.describe()
-            _say(stream, f"sweep: {total} trial(s) of task {spec.task} on backend {spec.backend} -> {out} "
-                         f"(Ray {cluster.ray_version}, {cluster.address}, {cluster.resources.get('CPU', '?')} CPUs)")
-            flag = StopFlag()
-            try:
+        try:
+            with connect(address, num_cpus) as cluster:
+                record["scheduler"] = cluster.describe()
+                cpus = cluster.resources.get("CPU", "?")
+                _say(stream, f"sweep: {total} trial(s) of task {spec.task} on backend {spec.backend} -> {out} "
+                             f"(Ray {cluster.ray_version}, {cluster.address}, {cpus} CPUs)")
+                flag = StopFlag()
                 with flag.catching():
                     _fit(spec, params, samples, out, rows, save, max_concurrent, cpus_per_trial, gpus_per_trial,
                          cluster, flag)
-            except KeyboardInterrupt as exc:  # a second Ctrl-C: Ray stops the trials when the driver goes
-                interrupted = exc
-            if interrupted is None and flag.signum is not None:
-                interrupted = flag.exception()
+                if flag.signum is not None:
+                    interrupted = flag.exception()
+        except KeyboardInterrupt as exc:  # while Ray started, or a second Ctrl-C: Ray ends the trials with the driver
+            interrupted = exc
+        except Exception as exc:  # Ray would not start, or Ray Tune failed: the record says so, trials as they were
+            finish_rows(out, [rows[k] for k in sorted(rows)], "not finished: the sweep failed")
+            record.update(status="failed", error=str(exc) if isinstance(exc, TunebridgeError) else
+                          f"{type(exc).__name__}: {exc}", wall_time_s=round(time.monotonic() - started, 3))
+            save()
+            if isinstance(exc, TunebridgeError):
+                raise
+            raise TunebridgeError(f"the sweep failed on Ray: {type(exc).__name__}: {exc} (what was recorded is in "
+                                  f"{out / SWEEP_JSON})") from exc
         finish_rows(out, [rows[k] for k in sorted(rows)],
                     f"interrupted by {interrupted_by(interrupted)}" if interrupted else "")
         trials = [rows[k] for k in sorted(rows)]
