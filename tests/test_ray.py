@@ -147,3 +147,19 @@ def test_compare_on_ray_gives_the_sequential_compare(local_ray, tmp_path, monkey
         assert ray_row[key] == pytest.approx(seq_row[key]) if isinstance(seq_row[key], float) else \
             ray_row[key] == seq_row[key], key
     assert (tmp_path / "ray" / "report.html").is_file()
+
+
+def test_the_tune_search_space():
+    from ray import tune
+
+    from tunebridge.sweeps import parse_params
+    from tunebridge.sweeps.runner import param_space
+
+    space = param_space(parse_params(["lora.r=4,8", "training.lr_scheduler=choice:linear,cosine",
+                                      "training.learning_rate=loguniform:1e-4,1e-2"], samples=3))
+    assert space["lora.r"] == tune.grid_search([4, 8])
+    assert isinstance(space["training.lr_scheduler"], tune.search.sample.Categorical)
+    assert space["training.lr_scheduler"].categories == ["linear", "cosine"]
+    lr = space["training.learning_rate"]
+    assert isinstance(lr, tune.search.sample.Float) and (lr.lower, lr.upper) == (1e-4, 1e-2)
+    assert isinstance(lr.get_sampler(), tune.search.sample.LogUniform)
