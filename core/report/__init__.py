@@ -175,6 +175,10 @@ def build_document(out: Path, record: dict[str, Any], draw_plots: bool = True) -
         ("exit status", "0: every backend completed" if record.get("all_completed") else
          "1: not every backend completed"),
     ]
+    sched = record.get("scheduler") or {}
+    if sched.get("kind") == "ray":
+        facts.append(("scheduler", f"Ray {_s(sched.get('ray_version'))} at {_s(sched.get('address'))}: one task per "
+                                   "backend (compare --ray)"))
     facts += [("warning", str(w)) for w in record.get("warnings") or []]
     if record.get("baseline_error"):
         facts.append(("baseline", f"not computed: {record['baseline_error']}"))
