@@ -12,7 +12,9 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +64,19 @@ class Cluster:
                 "cpus": self.resources.get("CPU"), "gpus": self.resources.get("GPU", 0)}
 
 
+def _handlers() -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    return {s: signal.getsignal(s) for n in names if (s := getattr(signal, n, None)) is not None}
+
+
+def _restore(handlers: dict[int, Any]) -> None:
+    for signum, handler in handlers.items():
+        if handler is not None:
+            signal.signal(signum, handler)
+
+
 def quiet() -> None:
     """Ray Tune's own tables and tracebacks off: tunebridge says what each trial did (and why one failed)."""
     for name in ("ray.tune", "ray.train", "ray.air"):
@@ -89,7 +104,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Iterator
         kwargs.pop("include_dashboard")
     else:
         temp_dir = os.environ.get("RAY_TMPDIR") or tempfile.mkdtemp(prefix="tb-ray-")
-        kwargs.update(num_cpus=num_cpus or os.cpu_count() or 1, _temp_dir=temp_dir)
+        kwargs.update(_temp_dir=temp_dir, **({"num_cpus": num_cpus} if num_cpus else {}))  # else Ray counts them
+    handlers = _handlers()
     try:
         ray.init(address=address, **kwargs)
     except Exception as exc:
@@ -97,11 +113,14 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Iterator
             shutil.rmtree(temp_dir, ignore_errors=True)
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise TunebridgeError(f"cannot start {where}: {type(exc).__name__}: {exc}") from None
+    finally:
+        _restore(handlers)  # ray.init installs its own SIGTERM handler: tunebridge's (tunebridge.signals) stay
     quiet()
     try:
         yield Cluster(address or "local", ray.__version__, dict(ray.cluster_resources()), started_here=True,
                       temp_dir=temp_dir)
     finally:
         ray.shutdown()
+        _restore(handlers)
         if temp_dir and not os.environ.get("RAY_TMPDIR"):
             shutil.rmtree(temp_dir, ignore_errors=True)

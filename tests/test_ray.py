@@ -149,6 +149,12 @@ def test_compare_on_ray_gives_the_sequential_compare(local_ray, tmp_path, monkey
     assert (tmp_path / "ray" / "report.html").is_file()
 
 
+def test_ray_leaves_the_signal_handlers_as_they_were(local_ray):
+    """ray.init installs a SIGTERM handler; tunebridge puts the previous one back (its own, or the default)."""
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_the_tune_search_space():
     from ray import tune
 
