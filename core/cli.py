@@ -136,7 +136,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     run = Run(args.spec, backend=args.backend)
     examples = run.validate()
     r = examples.report
-    print(f"spec ok: task {run.spec.task}, backend {run.backend.name} ({run.backend.check().describe()})")
+    print(f"spec ok: task {run.spec.task}, backend {run.backend.name} ({run.executor.status().describe()})")
     for diff in run.differences:
         print(f"  adapted {_difference_line(diff.to_dict())}")
     print(f"data ok: {r['rows']} rows -> {r['train']} train / {r['eval']} eval examples, template {r['template']}")
