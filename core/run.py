@@ -303,7 +303,7 @@ class Run:
             self._check_world(output)
             if output.global_step < 1:
                 raise TunebridgeError(f"backend {self.backend.name!r} finished without a single optimizer step")
-            if not any(r.get("loss") is not None for r in reporter.records):
+            if not any("loss" in r for r in reporter.records):  # (a step with no trainable token logs loss None)
                 names = sorted({k for r in reporter.records for k in r if k != "step"})
                 raise TunebridgeError(f"backend {self.backend.name!r} logged no line with 'loss' (the neutral name; "
                                       f"it logged {', '.join(names) or 'nothing'})")

@@ -175,13 +175,16 @@ class SFTContract:
         result = Run(spec).train(contract_dir / "steps")
         n_train = len(prepare_examples(spec).train)
         expected = expected_optimizer_steps(n_train, 4, 2, 2, None)
-        assert result.metrics["global_step"] == expected
-        assert max(r["step"] for r in result.log_history) == expected
+        assert result.metrics["global_step"] == expected, (
+            f"{n_train} examples, batch 4, accumulation 2, 2 epochs: the neutral rule gives {expected} optimizer "
+            f"steps; backend {self.backend_name!r} made {result.metrics['global_step']}")
+        last = max(r["step"] for r in result.log_history)
+        assert last == expected, f"the last logged step is {last}; the run's optimizer steps are {expected}"
 
     def test_loss_falls(self, trained):
         losses = _losses(trained.log_history)
-        assert len(losses) >= 6, losses
-        assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
+        assert len(losses) >= 6, f"expected a loss on each of 16 steps (logging_steps 1), got {losses}"
+        assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, f"the loss did not fall: {losses}"
 
     def test_saved_model_reloads_and_differs_from_the_start(self, trained):
         import torch
@@ -192,19 +195,21 @@ class SFTContract:
         with torch.no_grad():
             after = AutoModelForCausalLM.from_pretrained(trained.model_dir).eval()(ids).logits
             before = AutoModelForCausalLM.from_pretrained(trained.base_model).eval()(ids).logits
-        assert torch.isfinite(after).all()
-        assert (after - before).abs().max().item() > 1e-4, "the saved model equals the starting model"
+        assert torch.isfinite(after).all(), "the saved model gives non-finite logits"
+        change = (after - before).abs().max().item()
+        assert change > 1e-4, f"the saved model equals the starting model (largest logit change {change:.2e})"
 
     def test_metrics_use_neutral_names(self, trained):
         lines = [json.loads(line) for line in (trained.output_dir / "metrics.jsonl").read_text().splitlines()]
-        assert lines == trained.log_history
+        assert lines == trained.log_history, "metrics.jsonl differs from the run's log history"
         steps = [r["step"] for r in lines]
-        assert steps == sorted(steps) and isinstance(steps[0], int)
+        assert steps == sorted(steps) and isinstance(steps[0], int), f"steps not increasing integers: {steps}"
         train_lines = [r for r in lines if not is_eval_record(r)]
-        assert train_lines
+        assert train_lines, f"no training record in metrics.jsonl: {lines}"
         for record in train_lines:
-            assert {"step", "loss", "learning_rate"} <= set(record), record
-            assert math.isfinite(record["loss"])
+            missing = {"step", "loss", "learning_rate"} - set(record)
+            assert not missing, f"a training record lacks the neutral name(s) {sorted(missing)}: {record}"
+            assert math.isfinite(record["loss"]), f"non-finite loss: {record}"
         assert set(METRIC_NAMES) >= {"step", "loss", "learning_rate"}
         record = json.loads((trained.output_dir / "run.json").read_text())
         for key in ("spec", "backend", "versions", "native_config", "metrics", "wall_time_s", "seed", "status"):
@@ -465,7 +470,8 @@ class RewardContract:
         chosen = score([p["prompt"] + p["chosen"] for p in pairs])
         rejected = score([p["prompt"] + p["rejected"] for p in pairs])
         accuracy = sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(pairs)
-        assert accuracy >= self.min_accuracy, f"pairwise accuracy {accuracy:.2f} on the training pairs"
+        assert accuracy >= self.min_accuracy, (f"pairwise accuracy {accuracy:.2f} on the training pairs "
+                                               f"(needs {self.min_accuracy})")
 
     def test_metrics_use_neutral_names(self, reward_trained):
         lines = [json.loads(x) for x in (reward_trained.output_dir / "metrics.jsonl").read_text().splitlines()]

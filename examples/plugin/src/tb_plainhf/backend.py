@@ -65,10 +65,12 @@ class PlainHFBackend(Backend):
         return spec.training.seed
 
     def training_arguments(self, spec, job=None) -> dict[str, Any]:
-        """``TrainingArguments`` keywords for ``spec`` (JSON-able: this is also the native config)."""
+        """``TrainingArguments`` keywords for ``spec`` (JSON-able: this is also the native config). With the job,
+        ``max_steps`` is the exact number of steps the core planned (``job.plan.optimizer_steps``)."""
         t = spec.training
+        planned = job.plan.optimizer_steps if job is not None and job.plan is not None else None
         return {
-            "max_steps": t.max_steps if t.max_steps else -1,
+            "max_steps": planned or t.max_steps or -1,
             "num_train_epochs": t.epochs,
             "learning_rate": t.learning_rate,
             "per_device_train_batch_size": t.batch_size,

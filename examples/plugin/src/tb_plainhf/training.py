@@ -89,10 +89,8 @@ def run_trainer(backend, job) -> BackendOutput:
         model.config.use_cache = False
     model = backend.wrap_lora(model, spec)
 
-    native = backend.training_arguments(spec, job)
+    native = backend.training_arguments(spec, job)  # max_steps: the exact steps the core planned
     arguments = dict(native)
-    if job.plan is not None and job.plan.optimizer_steps:
-        arguments["max_steps"] = job.plan.optimizer_steps  # the exact steps the core planned (its neutral rule)
     if not eval_rows:
         arguments.update(eval_strategy="no", eval_steps=None)
     args = TrainingArguments(output_dir=str(job.work_dir), **arguments)
