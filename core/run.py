@@ -20,6 +20,7 @@ from .errors import BackendUnavailable, RunFailed, TunebridgeError
 from .examples import Examples, Preparing, prepare_examples
 from .execution import Executor, executor_for
 from .files import WriteError, folder_contents, write_atomic
+from .hf_compat import make_tokenizer_portable
 from .lock import OutputLock
 from .memory import PeakMemory
 from .modelcard import model_card
@@ -314,6 +315,7 @@ class Run:
             problem = saved_model_problem(job.model_dir)
             if problem:
                 raise TunebridgeError(f"backend {self.backend.name!r} finished but {problem}")
+            make_tokenizer_portable(job.model_dir)  # loadable on transformers 4 and 5, whoever saved it
             remove_empty_dirs(job.work_dir)
         except KeyboardInterrupt as exc:
             stopped = self._record("interrupted", started, examples, plan=planned,
