@@ -64,3 +64,19 @@ def test_the_reference_batch_follows_the_published_rule(tmp_path):
         assert labels == [IGNORE] * len(prompt) + completion + [tok.eos_token_id]
         assert tok.bos_token_id is None or ids[0] != tok.bos_token_id or prompt[0] == tok.bos_token_id
     assert ref.loss > 0
+
+
+def test_the_plugin_guide_quotes_every_hookspec(repo):
+    """docs/plugins.md's hook reference is the hookspecs' own signature and docstring, word for word."""
+    import ast
+
+    source = (repo / "core" / "hookspecs.py").read_text()
+    guide = (repo / "docs" / "plugins.md").read_text()
+    hooks = [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]
+    assert hooks
+    for hook in hooks:
+        signature = source.splitlines()[hook.lineno - 1]
+        assert signature in guide, signature
+        doc = ast.get_docstring(hook)
+        quoted = "\n".join(("    " + line) if line else "" for line in doc.splitlines())
+        assert quoted.strip() in guide, f"docs/plugins.md does not quote {hook.name}'s docstring"

@@ -2,8 +2,10 @@
 
 - ``build_tiny_llama``: the same local tiny model the ``{builtin: tiny-llama}`` spec uses.
 - ``contract_rows`` / ``write_jsonl``: small deterministic SFT data.
-- ``tunebridge.testing.contract``: the contract suite (``SFTContract``) a backend's tests subclass.
-  It imports pytest, so it is a separate module.
+- ``tunebridge.testing.contract``: the contract suite (``SFTContract``, ``RewardContract``, ``RLContract``) a
+  backend's tests subclass. It imports pytest, so it is a separate module.
+- ``tunebridge.testing.reference``: the first batch and its step-1 loss as the core computes them (torch).
+- ``tunebridge.testing.pytest_plugin``: registered as the ``pytest11`` entry point; readable suite failures.
 """
 
 from __future__ import annotations

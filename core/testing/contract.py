@@ -21,6 +21,14 @@ framework legitimately differs (each flag says why it exists):
 - ``RewardContract.logs_train_accuracy``: False when the framework logs no pairwise accuracy while it
   trains (AutoTrain 0.8 on trl 0.13); the ranking test still checks the trained model.
 
+- ``SFTContract.skip_capability_checks``: ``{"precision bf16": "reason"}``; a declared capability whose check
+  cannot run here, with the reason (keys: peft, packing, plain text, gradient checkpointing, precision <p>).
+
+What the suite checks does not rest on the backend's word: the step-1 loss it logs must equal the core's own
+reference (``tunebridge.testing.reference``: the core's examples, order and tokenisation rule on the starting
+weights), every capability it declares is exercised, and different seeds must give different series wherever
+something is random. tests/test_contract_mutations.py proves the suite fails on injected bugs.
+
 Fixtures a subclass may override: ``contract_data``
 (a JSONL file of instruction/context/response rows) and ``contract_spec`` (a spec dict).
 """

@@ -9,6 +9,7 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    PrinterCallback,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -97,6 +98,7 @@ def run_trainer(backend, job) -> BackendOutput:
     report = _Report(backend, job)
     trainer = trainer_class(model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows or None,
                             data_collator=collate, callbacks=[report])
+    trainer.remove_callback(PrinterCallback)  # the run's own progress line replaces the printed log dicts
     trainer.train()
     if eval_rows:
         trainer.evaluate()  # the held-out split is always evaluated at the end (logged as eval_loss)
