@@ -185,8 +185,9 @@ def test_a_backend_missing_plan_or_train_is_refused_at_registration():
         NoTrain()
 
 
-def test_a_backend_whose_check_raises_is_broken_and_the_others_are_not(tmp_path):
+def test_a_backend_whose_check_raises_is_broken_and_the_others_are_not(tmp_path, spec):
     from tunebridge.execution import executor_for
+    from tunebridge.run import Run
 
     class Raising(fake_backend.FakeBackend):
         name = "raising"
@@ -198,6 +199,10 @@ def test_a_backend_whose_check_raises_is_broken_and_the_others_are_not(tmp_path)
     status = executor_for(registry.get("raising")).status()
     assert status.kind == "broken" and "check() raised RuntimeError: cannot read my metadata" in status.detail
     assert executor_for(registry.get("fake")).status().ready
+    Run(spec, backend="raising", registry=registry).validate()  # validate does not crash on it
+    Run(spec, backend="fake", registry=registry).validate()  # nor does a neighbour's (it lists the others)
+    with pytest.raises(tb.BackendUnavailable, match="broken: check\\(\\) raised RuntimeError"):
+        Run(spec, backend="raising", registry=registry).train(tmp_path / "out")
     _fake_distribution(tmp_path, """
         from tunebridge.backend import Backend, Capabilities
         from tunebridge.hookspecs import hookimpl
