@@ -13,6 +13,7 @@ tokenisation, EOS handling and the starting weights all show up in it, whatever 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..spec import Spec
@@ -71,6 +72,19 @@ def reference_batch(spec: Spec | dict[str, Any]) -> ReferenceBatch:
                                              shift_labels.reshape(-1), ignore_index=IGNORE, reduction="sum")
     trained = int((shift_labels != IGNORE).sum())
     return ReferenceBatch(batch, ids, labels, float(loss) / max(trained, 1), str(model_path), str(tokenizer_path))
+
+
+def stored_dtype(model_dir: str | Path) -> Any:
+    """The torch dtype of the weights saved in ``model_dir`` (its first safetensors file; float32 without one)."""
+    import torch
+    from safetensors import safe_open
+
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    if not files:
+        return torch.float32
+    with safe_open(str(files[0]), "pt") as fh:
+        keys = list(fh.keys())
+        return fh.get_tensor(keys[0]).dtype if keys else torch.float32
 
 
 def reference_first_loss(spec: Spec | dict[str, Any]) -> float:
