@@ -19,7 +19,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[trl,dev,argilla,report,trackers,ray]" "$(TORCH)"
 	touch $@
 
-install: $(VENV)/.installed
+# The example third-party plugin (examples/plugin), installed from its folder like any plugin; --no-deps:
+# its dependencies are already here, and pip must never touch the pinned torch.
+$(VENV)/.plugin-installed: $(VENV)/.installed examples/plugin/pyproject.toml
+	$(PY) -m pip install --quiet --no-deps -e examples/plugin
+	touch $@
+
+install: $(VENV)/.installed $(VENV)/.plugin-installed
 
 # The same spec on every backend this environment has: trl always; trlx and autotrain when
 # TUNEBRIDGE_TRLX_PYTHON / TUNEBRIDGE_AUTOTRAIN_PYTHON name their interpreters (docs/compare.md).

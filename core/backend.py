@@ -6,6 +6,7 @@ and ``plan``/``train`` import the framework when called.
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,8 +170,44 @@ class FrameworkCommand:
     finish: Callable[[int, Path], BackendOutput]
 
 
-class Backend:
-    """Base class for backends. Subclasses set ``name``/``capabilities`` and implement the methods.
+def _required(method: Callable) -> Callable:
+    """Mark a base method a concrete backend must override (which one depends on its ``launcher``)."""
+    method.__tunebridge_required__ = True  # type: ignore[attr-defined]
+    return method
+
+
+class BackendMeta(ABCMeta):
+    """``Backend``'s metaclass: an ABC whose required methods depend on ``launcher``.
+
+    ``plan`` is always abstract; ``train`` is required of a ``launcher = "python"`` backend and ``command`` of a
+    ``launcher = "command"`` one. A class missing one cannot be instantiated (TypeError naming the methods), so
+    the plugin host refuses it when it is registered.
+    """
+
+    def __new__(mcls, name, bases, namespace, **kwargs):
+        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+        needed = "command" if getattr(cls, "launcher", "python") == "command" else "train"
+        method = getattr(cls, needed, None)
+        if bases and getattr(method, "__tunebridge_required__", False):
+            cls.__abstractmethods__ = frozenset({*cls.__abstractmethods__, needed})
+        return cls
+
+
+def checked_status(backend: Backend) -> BackendStatus:
+    """``backend.check()``, with an exception turned into a ``broken`` status naming it (one broken backend
+    never takes ``tunebridge backends``, ``validate`` or the other backends down)."""
+    try:
+        status = backend.check()
+    except Exception as exc:
+        return BackendStatus("broken", f"check() raised {type(exc).__name__}: {exc}")
+    if not isinstance(status, BackendStatus):
+        return BackendStatus("broken", f"check() returned {type(status).__name__}, not a BackendStatus")
+    return status
+
+
+class Backend(metaclass=BackendMeta):
+    """Base class for backends (an ABC). Subclasses set ``name``/``capabilities`` and implement the methods:
+    ``plan`` always, ``train`` (``launcher = "python"``) or ``command`` (``launcher = "command"``).
 
     ``launcher`` says what the backend needs to run; the core's execution layer (tunebridge.execution) picks how:
 
@@ -196,6 +233,7 @@ class Backend:
         """``launcher = "command"``: is ``python``'s environment (None: none configured) able to run the command?"""
         return self.check()
 
+    @_required
     def command(self, job: TrainingJob, python: Path) -> FrameworkCommand:
         """``launcher = "command"``: write what the framework's CLI reads and return the command that trains."""
         raise NotImplementedError
@@ -203,10 +241,12 @@ class Backend:
     def check_spec(self, spec: Spec) -> None:
         """Backend-specific checks of a spec, run by `validate` and before training; raise SpecError."""
 
+    @abstractmethod
     def plan(self, spec: Spec, examples: Examples | None = None) -> Plan:
         """The native configuration this backend would run for ``spec``; no side effects."""
         raise NotImplementedError
 
+    @_required
     def train(self, job: TrainingJob) -> BackendOutput:
         """Train; save the model and tokenizer to ``job.model_dir``; report each logged step to ``job.reporter``."""
         raise NotImplementedError

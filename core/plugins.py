@@ -1,7 +1,9 @@
 """The plugin host: loads the ``tunebridge`` entry-point group and collects the backends plugins register.
 
 Built-in backends come through the same entry-point group as third-party ones. A plugin that fails to
-import or to register is recorded (name, error) and the others keep working.
+import or to register is recorded (name, error) and the others keep working; so is a plugin whose hook
+names are not tunebridge hooks (a misspelt ``register_backend``: pluggy's ``check_pending``), one that
+registers no backend, and a backend class missing a method it must implement (``Backend`` is an ABC).
 ``TUNEBRIDGE_DISABLE_PLUGINS=name,...`` blocks plugins by entry-point name.
 """
 
@@ -82,6 +84,10 @@ def _register_from(plugin: Any, plugin_name: str, registry: Registry, package: s
     added: list[RegisteredBackend] = []
 
     def register(backend: type[Backend] | Backend) -> None:
+        if isinstance(backend, type) and issubclass(backend, Backend) and backend.__abstractmethods__:
+            missing = ", ".join(sorted(backend.__abstractmethods__))
+            raise TypeError(f"backend class {backend.__name__} ({backend.name or 'no name'}) does not implement "
+                            f"{missing}: a launcher={backend.launcher!r} backend must")
         instance = backend() if isinstance(backend, type) else backend
         if not isinstance(instance, Backend) or not instance.name:
             raise TypeError(f"{backend!r} is not a tunebridge Backend with a name")
@@ -93,9 +99,14 @@ def _register_from(plugin: Any, plugin_name: str, registry: Registry, package: s
 
     try:
         pm.register(plugin, name=plugin_name)
+        pm.check_pending()  # a hook implementation with no such hookspec (a misspelt name) is an error
         pm.hook.register_backends(register=register)
     except Exception as exc:  # a broken plugin must not take the others down
         registry.failures.append(PluginFailure(plugin_name, f"{type(exc).__name__}: {exc}"))
+        return
+    if not added:
+        registry.failures.append(PluginFailure(plugin_name, "the plugin registered no backend (does it implement "
+                                                            "register_backends and call register(...)?)"))
         return
     for item in added:
         registry.backends[item.name] = item

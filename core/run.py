@@ -15,11 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .backend import Backend, BackendOutput, Plan, TrainingJob
+from .backend import Backend, BackendOutput, Plan, TrainingJob, checked_status
 from .errors import BackendUnavailable, RunFailed, TunebridgeError
 from .examples import Examples, Preparing, prepare_examples
 from .execution import Executor, executor_for
 from .files import WriteError, folder_contents, write_atomic
+from .hf_compat import make_tokenizer_portable
 from .lock import OutputLock
 from .memory import PeakMemory
 from .modelcard import model_card
@@ -38,6 +39,31 @@ from .support import Difference, adapt_to_backend
 
 ProgressCallback = Callable[[int, int | None, dict], None]
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)  # a backend's OSError that means "disk"
+
+
+def saved_model_problem(model_dir: Path) -> str | None:
+    """Why ``model_dir`` holds no model ``from_pretrained`` can load (None: it holds one). Reads files only: a
+    ``config.json`` with a ``model_type`` and weights, or a PEFT adapter (``adapter_config.json`` + weights)."""
+    if not model_dir.is_dir():
+        return f"saved nothing in {model_dir}"
+    names = {p.name for p in model_dir.iterdir()}
+    weights = [n for n in names if n.endswith((".safetensors", ".bin", ".pt", ".pth"))
+               or n.endswith(".safetensors.index.json") or n.endswith(".bin.index.json")]
+    if "adapter_config.json" in names:
+        if not any(n.startswith("adapter_model") for n in weights):
+            return f"{model_dir} has adapter_config.json but no adapter weights (adapter_model.safetensors)"
+        return None
+    if "config.json" not in names:
+        return f"{model_dir} holds no loadable model (no config.json or adapter_config.json)"
+    try:
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"{model_dir / 'config.json'} cannot be read: {exc}"
+    if not isinstance(config, dict) or "model_type" not in config:
+        return f"{model_dir / 'config.json'} is not a transformers model config (no model_type)"
+    if not weights:
+        return f"{model_dir} has a config.json but no weights (model.safetensors)"
+    return None
 
 
 class Run:
@@ -110,7 +136,7 @@ class Run:
             raise BackendUnavailable(f"backend {self.backend.name!r} cannot run here ({status.describe()}){hint}")
 
     def _require_implemented(self) -> None:
-        status = self.backend.check()
+        status = checked_status(self.backend)
         if status.kind == "not-implemented":
             raise BackendUnavailable(f"backend {self.backend.name!r} cannot run any spec yet ({status.describe()})")
 
@@ -338,10 +364,18 @@ class Run:
             self._check_world(output)
             if output.global_step < 1:
                 raise TunebridgeError(f"backend {self.backend.name!r} finished without a single optimizer step")
+            if not any("loss" in r for r in reporter.records):  # (a step with no trainable token logs loss None)
+                names = sorted({k for r in reporter.records for k in r if k != "step"})
+                raise TunebridgeError(f"backend {self.backend.name!r} logged no line with 'loss' (the neutral name; "
+                                      f"it logged {', '.join(names) or 'nothing'})")
             try:
                 output.metrics = {**output.metrics, **summarise(reporter.records)}
             except ValueError as exc:
                 raise TunebridgeError(str(exc)) from None
+            problem = saved_model_problem(job.model_dir)
+            if problem:
+                raise TunebridgeError(f"backend {self.backend.name!r} finished but {problem}")
+            make_tokenizer_portable(job.model_dir)  # loadable on transformers 4 and 5, whoever saved it
             remove_empty_dirs(job.work_dir)
         except KeyboardInterrupt as exc:
             stopped = self._record("interrupted", started, examples, plan=planned,

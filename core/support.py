@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from .backend import Backend, Capabilities
+from .backend import Backend, Capabilities, checked_status
 from .errors import SpecError, UnsupportedFeature
 from .spec import Spec
 
@@ -116,7 +116,7 @@ def _backends_with(feature: Feature, backend: Backend, registry: Registry | None
     for name, item in sorted((registry.backends if registry else {}).items()):
         if name == backend.name or not feature.supported(item.backend.capabilities):
             continue
-        not_yet = item.backend.check().kind == "not-implemented"
+        not_yet = checked_status(item.backend).kind == "not-implemented"
         others.append(f"{name} (not implemented yet)" if not_yet else name)
     return others
 

@@ -8,6 +8,19 @@
 - reward: each answer is scored as it was trained, ``ids(prompt + answer) + [EOS]``.
 - rl prompts: ``ids(prompt)``.
 
+- BOS: never added by the rule (every call is ``add_special_tokens=False``), whether or not the tokenizer has a
+  BOS token. A chat template that writes one into the rendered text keeps it there, as text, in the prompt.
+- The prompt and the completion are tokenised separately and concatenated: the mask boundary is exactly the
+  end of the prompt's ids. A prompt that ends in a space keeps that space in its own ids (``"Answer: "`` ends
+  with the tokenizer's token for the space) and the completion starts without one, so the ids can differ from
+  ``ids(prompt + completion)``; a backend that tokenises the joined text and masks by character offsets trains on
+  other ids and fails the contract's step-1 loss check. Templates put the separator at the end of the prompt.
+
+A backend that tokenises itself must produce exactly these ids and labels; the simplest way is to call
+``encode_example`` (sft), ``encode_scored`` (reward) and ``encode_prompt`` (rl) here, as the example plugin does
+(examples/plugin). The contract suite computes its step-1 reference loss with them
+(``tunebridge.testing.reference``).
+
 Sequences longer than ``max_length`` lose their end (the same side every backend truncates). No torch here:
 the functions take any Hugging Face tokenizer and return plain lists.
 

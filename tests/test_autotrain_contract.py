@@ -1,7 +1,8 @@
 """The AutoTrain backend runs the contract suite for sft and reward (needs $TUNEBRIDGE_AUTOTRAIN_PYTHON).
 
-Where AutoTrain legitimately differs, a flag says so: it cannot show its first batch, and its llm-sft
-always packs (step counts follow token counts). Its SFT trains on every token, so the SFT spec turns
+Where AutoTrain legitimately differs, a flag says so: it cannot show its first batch, its llm-sft
+always packs (step counts follow token counts), and its trainer always seeds with 42 (its plan says so).
+Its SFT trains on every token, so the SFT spec turns
 completion-only loss off; it has no max_steps, so the spec gives epochs.
 """
 
@@ -19,6 +20,7 @@ class TestAutoTrainContract(SFTContract):
     backend_name = "autotrain"
     supports_first_batch = False
     follows_step_rule = False
+    honours_seed = False  # AutoTrain never passes the seed to its TrainingArguments (plan: not honoured)
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -31,3 +33,4 @@ class TestAutoTrainContract(SFTContract):
 class TestAutoTrainRewardContract(RewardContract):
     backend_name = "autotrain"
     logs_train_accuracy = False
+    honours_seed = False

@@ -108,6 +108,10 @@ def test_a_third_party_backend_is_listed_with_its_package_and_version(tmp_path):
             capabilities = Capabilities(tasks=frozenset({"rl"}), algorithms={"rl": ("ppo",)})
             def check(self):
                 return BackendStatus("missing", "not installed: mine-framework")
+            def plan(self, spec, examples=None):
+                raise NotImplementedError
+            def train(self, job):
+                raise NotImplementedError
 
         @hookimpl
         def register_backends(register):
@@ -122,3 +126,103 @@ def test_a_third_party_backend_is_listed_with_its_package_and_version(tmp_path):
     assert "mine  (badplug 0.3)" in text and "install: pip install mine-framework" in text
     blocked = json.loads(_backends_json(tmp_path, "--json", env_extra={"TUNEBRIDGE_DISABLE_PLUGINS": "badplug"}))
     assert "mine" not in {b["name"] for b in blocked["backends"]} and blocked["disabled_plugins"] == ["badplug"]
+
+
+def test_a_misspelt_hook_is_an_error():
+    @hookimpl
+    def register_backend(register):  # no such hook: register_backends
+        register(fake_backend.FakeBackend)
+
+    typo = SimpleNamespace(__name__="typo_plugin", register_backend=register_backend)
+    registry = load_registry([typo, fake_backend], entry_points=False)
+    assert registry.names() == ["fake", "packer"]
+    assert registry.failures[0].plugin == "typo_plugin"
+    assert "PluginValidationError" in registry.failures[0].error and "register_backend" in registry.failures[0].error
+
+
+def test_a_plugin_that_registers_no_backend_is_reported():
+    registry = load_registry([fake_backend.plugin_with(), fake_backend], entry_points=False)
+    assert registry.names() == ["fake", "packer"]
+    assert registry.failures[0].plugin == "test_plugin" and "registered no backend" in registry.failures[0].error
+
+
+def test_a_backend_missing_plan_or_train_is_refused_at_registration():
+    from tunebridge.backend import Backend, Capabilities
+
+    class NoTrain(Backend):
+        name = "no-train"
+        capabilities = Capabilities(tasks=frozenset({"sft"}))
+
+        def plan(self, spec, examples=None):
+            raise NotImplementedError
+
+    class NoPlan(Backend):
+        name = "no-plan"
+
+        def train(self, job):
+            raise NotImplementedError
+
+    class CommandOnly(Backend):  # launcher "command": command() instead of train()
+        name = "cli-only"
+        launcher = "command"
+
+        def plan(self, spec, examples=None):
+            raise NotImplementedError
+
+        def command(self, job, python):
+            raise NotImplementedError
+
+    class CommandWithoutCommand(CommandOnly):
+        name = "cli-missing"
+        command = Backend.command
+
+    for cls, missing in ((NoTrain, "train"), (NoPlan, "plan"), (CommandWithoutCommand, "command")):
+        registry = load_registry([fake_backend.plugin_with(cls)], entry_points=False)
+        assert registry.names() == [], cls
+        assert f"does not implement {missing}" in registry.failures[0].error, registry.failures
+    assert load_registry([fake_backend.plugin_with(CommandOnly)], entry_points=False).names() == ["cli-only"]
+    with pytest.raises(TypeError):
+        NoTrain()
+
+
+def test_a_backend_whose_check_raises_is_broken_and_the_others_are_not(tmp_path, spec):
+    from tunebridge.execution import executor_for
+    from tunebridge.run import Run
+
+    class Raising(fake_backend.FakeBackend):
+        name = "raising"
+
+        def check(self):
+            raise RuntimeError("cannot read my metadata")
+
+    registry = load_registry([fake_backend.plugin_with(Raising, fake_backend.FakeBackend)], entry_points=False)
+    status = executor_for(registry.get("raising")).status()
+    assert status.kind == "broken" and "check() raised RuntimeError: cannot read my metadata" in status.detail
+    assert executor_for(registry.get("fake")).status().ready
+    Run(spec, backend="raising", registry=registry).validate()  # validate does not crash on it
+    Run(spec, backend="fake", registry=registry).validate()  # nor does a neighbour's (it lists the others)
+    with pytest.raises(tb.BackendUnavailable, match="broken: check\\(\\) raised RuntimeError"):
+        Run(spec, backend="raising", registry=registry).train(tmp_path / "out")
+    _fake_distribution(tmp_path, """
+        from tunebridge.backend import Backend, Capabilities
+        from tunebridge.hookspecs import hookimpl
+
+        class Raising(Backend):
+            name = "raising"
+            capabilities = Capabilities(tasks=frozenset({"sft"}))
+            def check(self):
+                raise RuntimeError("cannot read my metadata")
+            def plan(self, spec, examples=None):
+                raise NotImplementedError
+            def train(self, job):
+                raise NotImplementedError
+
+        @hookimpl
+        def register_backends(register):
+            register(Raising)
+    """)
+    data = json.loads(_backends_json(tmp_path, "--json"))
+    raising = next(b for b in data["backends"] if b["name"] == "raising")
+    assert raising["status"] == "broken" and "cannot read my metadata" in raising["detail"]
+    assert next(b for b in data["backends"] if b["name"] == "trl")["status"] in ("ready", "missing")
+    assert "status: broken - check() raised RuntimeError" in _backends_json(tmp_path)

@@ -43,6 +43,12 @@ class NoText(Backend):
     name = "no-text"
     capabilities = Capabilities(tasks=frozenset({"sft"}))
 
+    def plan(self, spec, examples=None):
+        raise NotImplementedError
+
+    def train(self, job):
+        raise NotImplementedError
+
 
 @pytest.fixture
 def registry():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -238,3 +239,43 @@ def test_a_non_finite_loss_fails_the_run(spec, registry, tmp_path, monkeypatch):
     with pytest.raises(tb.RunFailed, match=r"non-finite loss at step\(s\) \[2\]"):
         Run(spec, registry=registry).train(tmp_path / "out")
     assert json.loads((tmp_path / "out" / "run.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize("saved, message", [
+    (None, "saved nothing in"),
+    ({"notes.txt": "x"}, "holds no loadable model (no config.json or adapter_config.json)"),
+    ({"config.json": "{}", "model.safetensors": ""}, "not a transformers model config (no model_type)"),
+    ({"config.json": '{"model_type": "llama"}'}, "has a config.json but no weights"),
+    ({"adapter_config.json": "{}"}, "no adapter weights"),
+])
+def test_a_run_whose_model_folder_holds_no_loadable_model_fails(spec, registry, tmp_path, monkeypatch, saved,
+                                                                message):
+    from tunebridge.backend import BackendOutput
+
+    def train(self, job):
+        job.reporter.log(1, {"loss": 1.0, "learning_rate": 0.1})
+        if saved is not None:
+            job.model_dir.mkdir(parents=True)
+            for name, text in saved.items():
+                (job.model_dir / name).write_text(text)
+        return BackendOutput({}, {}, global_step=1)
+
+    monkeypatch.setattr(fake_backend.FakeBackend, "train", train)
+    with pytest.raises(tb.RunFailed, match=re.escape(message)):
+        Run(spec, registry=registry).train(tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["status"] == "failed"
+
+
+def test_a_run_that_logs_no_loss_fails_naming_what_it_logged(spec, registry, tmp_path, monkeypatch):
+    import shutil
+
+    from tunebridge.backend import BackendOutput
+
+    def train(self, job):
+        job.reporter.log(1, {"train_loss": 1.0, "lr": 0.1})  # native names, not the neutral ones
+        shutil.copytree(job.model_path, job.model_dir)
+        return BackendOutput({}, {}, global_step=1)
+
+    monkeypatch.setattr(fake_backend.FakeBackend, "train", train)
+    with pytest.raises(tb.RunFailed, match="logged no line with 'loss'.*it logged lr, train_loss"):
+        Run(spec, registry=registry).train(tmp_path / "out")

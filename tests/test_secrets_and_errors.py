@@ -101,7 +101,14 @@ def test_job_files_are_private(tmp_path, monkeypatch):
     spec = parse_spec(sft_spec_dict(data, "trl"))
     job = TrainingJob(spec, Examples(kind="prompt_completion", train=[], eval=[]), tmp_path, tmp_path, tmp_path,
                       RunReporter(tmp_path / "m.jsonl"))
-    Worker(Backend(), sys.executable).run(job)
+    class Stub(Backend):  # Backend is abstract: a stub that the worker never calls
+        def plan(self, spec, examples=None):
+            raise NotImplementedError
+
+        def train(self, job):
+            raise NotImplementedError
+
+    Worker(Stub(), sys.executable).run(job)
     assert seen == {"folder": 0o700, "job": 0o600}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from ..backend import Backend, BackendOutput, BackendStatus, Capabilities, TrainingJob
+from ..backend import Backend, BackendOutput, BackendStatus, Capabilities, TrainingJob, checked_status
 
 
 class Executor:
@@ -33,11 +33,14 @@ class Executor:
     def status(self) -> BackendStatus:
         """Whether the backend can run this way here (computed once)."""
         if self._status is None:
-            self._status = self._check()
+            try:
+                self._status = self._check()
+            except Exception as exc:  # a raising check is this backend's problem only: "broken", with the text
+                self._status = BackendStatus("broken", f"check() raised {type(exc).__name__}: {exc}")
         return self._status
 
     def _check(self) -> BackendStatus:
-        return self.backend.check()
+        return checked_status(self.backend)
 
     def check_spec(self, spec: Any) -> None:
         """Refuse what this way of running cannot carry (UnsupportedFeature, SpecError); the backend's own checks."""

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..backend import BackendOutput, BackendStatus, TrainingJob
+from ..backend import BackendOutput, BackendStatus, TrainingJob, checked_status
 from .interpreter import Worker, WorkerFailed, interpreter_status, read_result
 from .strategies import accelerate_config, strategy_environment, write_accelerate_config
 from .streamer import Streamed, tail_text
@@ -72,7 +72,7 @@ class Torchrun(Worker):
     def _check(self) -> BackendStatus:
         if self.named_python is not None:
             return interpreter_status(self.named_python, self.name)
-        status = self.backend.check()
+        status = checked_status(self.backend)
         from importlib.util import find_spec
 
         if status.ready and find_spec("torch") is None:

@@ -5,6 +5,8 @@
 - ``tunebridge.testing.contract``: the contract suite (``SFTContract``, ``RewardContract``, ``RLContract``) a
   backend's tests subclass; ``tunebridge.testing.preference``: ``PreferenceContract`` (task preference). They
   import pytest, so they are separate modules.
+- ``tunebridge.testing.reference``: the first batch and its step-1 loss as the core computes them (torch).
+- ``tunebridge.testing.pytest_plugin``: registered as the ``pytest11`` entry point; readable suite failures.
 """
 
 from __future__ import annotations
