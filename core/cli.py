@@ -167,7 +167,6 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .backend import checked_status
     from .run import Run
 
     run = Run(args.spec, backend=args.backend)
@@ -192,6 +191,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def _print_data_report(run: Any, examples: Any) -> None:
     """What `validate` prints about the spec and the data: counts, adapted defaults, the conversion's drops."""
+    from .backend import checked_status
+
     r = examples.report
     print(f"spec ok: task {run.spec.task}, backend {run.backend.name} ({checked_status(run.backend).describe()})")
     for diff in run.differences:
