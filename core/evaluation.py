@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,13 +113,12 @@ def _pad(rows: list[list[int]], value: int, left: bool = False) -> tuple[Any, An
 # ---------------------------------------------------------------- the three measures
 
 
-def sft_loss(model: Any, tokenizer: Any, examples: list[dict[str, Any]], max_length: int,
-             batch_size: int = BATCH_SIZE) -> dict[str, Any]:
-    """Token-weighted mean cross-entropy over the labelled tokens, and its perplexity."""
+def _next_token_batches(model: Any, tokenizer: Any, examples: list[dict[str, Any]], max_length: int,
+                        batch_size: int) -> Iterator[tuple[Any, Any]]:
+    """For each batch of (prompt, completion) examples under the published rule: the logits that predict each
+    next token (float, without the last position) and the labels they predict (IGNORE where no loss)."""
     import torch
-    import torch.nn.functional as F
 
-    total, tokens = 0.0, 0
     encoded = [encode_example(tokenizer, ex, max_length) for ex in examples]
     for start in range(0, len(encoded), batch_size):
         chunk = encoded[start:start + batch_size]
@@ -126,7 +126,16 @@ def sft_loss(model: Any, tokenizer: Any, examples: list[dict[str, Any]], max_len
         labels, _ = _pad([c[1] for c in chunk], IGNORE)
         with torch.no_grad():
             logits = model(input_ids=ids, attention_mask=mask).logits.float()
-        shifted, target = logits[:, :-1, :], labels[:, 1:]
+        yield logits[:, :-1, :], labels[:, 1:]
+
+
+def sft_loss(model: Any, tokenizer: Any, examples: list[dict[str, Any]], max_length: int,
+             batch_size: int = BATCH_SIZE) -> dict[str, Any]:
+    """Token-weighted mean cross-entropy over the labelled tokens, and its perplexity."""
+    import torch.nn.functional as F
+
+    total, tokens = 0.0, 0
+    for shifted, target in _next_token_batches(model, tokenizer, examples, max_length, batch_size):
         total += F.cross_entropy(shifted.reshape(-1, shifted.size(-1)), target.reshape(-1), ignore_index=IGNORE,
                                  reduction="sum").item()
         tokens += int((target != IGNORE).sum())
@@ -166,15 +175,9 @@ def completion_logps(model: Any, tokenizer: Any, pairs: list[tuple[str, str]], m
     import torch
 
     out: list[float] = []
-    encoded = [encode_example(tokenizer, {"prompt": p, "completion": a}, max_length) for p, a in pairs]
-    for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start:start + batch_size]
-        ids, mask = _pad([c[0] for c in chunk], tokenizer.pad_token_id)
-        labels, _ = _pad([c[1] for c in chunk], IGNORE)
-        with torch.no_grad():
-            logits = model(input_ids=ids, attention_mask=mask).logits.float()
-        logp = torch.log_softmax(logits[:, :-1, :], dim=-1)
-        target = labels[:, 1:]
+    examples = [{"prompt": p, "completion": a} for p, a in pairs]
+    for shifted, target in _next_token_batches(model, tokenizer, examples, max_length, batch_size):
+        logp = torch.log_softmax(shifted, dim=-1)
         keep = target != IGNORE
         picked = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         out += (picked * keep).sum(dim=1).tolist()
