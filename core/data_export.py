@@ -3,7 +3,8 @@
 The examples are the final ones: rendered, split, ordered and length-checked exactly as ``train`` would use
 them, so the file is what a framework's own UI (AutoTrain's CSV upload) or another tool should get. Columns
 per task: sft ``prompt``, ``completion`` (or ``text``); reward ``prompt``, ``chosen``, ``rejected``; rl
-``prompt`` (plus ``reward`` for offline algorithms). With ``split="all"`` a ``split`` column says which.
+``prompt`` (offline algorithms: ``prompt``, ``completion``, ``reward``). With ``split="all"`` a ``split``
+column says which.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def columns_for(task: str, kind: str, offline: bool) -> list[str]:
         return ["text"] if kind == "text" else ["prompt", "completion"]
     if task in ("reward", "preference"):
         return ["prompt", "chosen", "rejected"]
-    return ["prompt", "reward"] if offline else ["prompt"]
+    return ["prompt", "completion", "reward"] if offline else ["prompt"]
 
 
 def file_format(path: Path) -> str:

@@ -411,9 +411,8 @@ class Spec(_Strict):
                      "inline-prompt": "a prompt string alone", "text": "text"}
             raise ValueError(f"data: task {self.task!r} cannot use {names.get(kind, 'template ' + repr(kind))}; "
                              f"it takes: {', '.join(sorted(names.get(k, k) for k in allowed))}")
-        if self.data.argilla is not None and self.data.argilla.task != self.pair_task:
-            raise ValueError(f"data.argilla.recipe: recipe {self.data.argilla.recipe!r} makes rows for task "
-                             f"{self.data.argilla.task!r}, the spec's task is {self.task!r}")
+        if self.data.argilla is not None:
+            self._fits_the_recipe(self.data.argilla)
         if self.pair_task == "reward" and kind == "instruction" and self.data.chosen is None:
             raise ValueError(f"data: task {self.task!r} with template instruction needs `chosen` and `rejected` "
                              "strings")
@@ -431,6 +430,40 @@ class Spec(_Strict):
         if self.data.reward and self.template_task != "rl-offline":
             raise ValueError("data.reward: offline rewards are for task 'rl' with rl.algorithm 'ilql'")
         return self
+
+    def _fits_the_recipe(self, block: Any) -> None:
+        tasks = block.tasks
+        if self.pair_task not in tasks:
+            raise ValueError(f"data.argilla.recipe: recipe {block.recipe!r} makes rows for task "
+                             f"{' or '.join(map(repr, tasks))}, the spec's task is {self.task!r}")
+        if block.recipe == "edited-vs-original" and self.task == "rl":
+            if self.template_task != "rl-offline":
+                raise ValueError("data.argilla.recipe: edited-vs-original makes rated samples (original and edit, "
+                                 "each with a reward) for offline RL: set rl.algorithm: ilql")
+            self._rated_samples_column(block)
+            if self.data.reward is None:
+                self.data.reward = "reward"  # the column the recipe writes
+            elif self.data.reward != "reward":
+                raise ValueError("data.reward: recipe edited-vs-original puts each sample's reward in the column "
+                                 f"'reward'; leave data.reward out or set it to reward (it is {self.data.reward!r})")
+        elif block.rewards is not None:
+            raise ValueError("data.argilla.rewards: rated samples are for task 'rl' (rl.algorithm ilql); task "
+                             f"{self.task!r} makes chosen/rejected pairs")
+
+    def _rated_samples_column(self, block: Any) -> str:
+        """The row column edited-vs-original writes each rated sample's answer to: the one the template's
+        completion reads (``response`` for template instruction, ``completion`` for prompt-completion)."""
+        from .templates import completion_column, resolve_template
+
+        column = completion_column(resolve_template(self.data, self.data_kind, self.template_task))
+        if column is None:
+            raise ValueError("data.completion: recipe edited-vs-original puts each sample's answer (the original, "
+                             "then the edit) in the one column the completion reads; this completion reads "
+                             f"{self.data.completion!r}")
+        if column in block.columns:
+            raise ValueError(f"data.argilla.columns: {column} is made by recipe edited-vs-original (the samples' "
+                             "answers, which the template's completion reads); use another name")
+        return column
 
     @property
     def pair_task(self) -> str:

@@ -55,6 +55,56 @@ class Template:
         return names
 
 
+def _row_column(template: Template, name: str) -> str:
+    return (template.columns or {}).get(name, name)
+
+
+def nonempty_groups(template: Template) -> list[tuple[str, ...]]:
+    """Groups of row columns that must not all be empty for a row to be an example.
+
+    One group per part that must not come out blank and has no text of its own (a completion ``{response}``: its
+    columns all empty = an empty completion), then every column the template reads: a row whose template
+    columns are all empty renders only the template's own text and is no example. Chat and hh-dialogue
+    templates read whole conversations: none.
+    """
+    if template.dialogue or template.kind == "chat":
+        return []
+    required = {"text": [template.text], "preference": [template.chosen, template.rejected],
+                "prompt_only": [template.prompt], "prompt_completion": [template.completion]}[template.kind]
+    groups = []
+    for fmt in required:
+        names = _names(fmt or "")
+        if names and not "".join(literal for literal, *_ in string.Formatter().parse(fmt or "")).strip():
+            groups.append(tuple(dict.fromkeys(_row_column(template, n) for n in names)))
+    every = tuple(dict.fromkeys(_row_column(template, n) for n in template.placeholders()))
+    if every:
+        groups.append(every)
+    return list(dict.fromkeys(groups))
+
+
+def completion_column(template: Template) -> str | None:
+    """The row column a prompt_completion template's completion reads, when it reads exactly one."""
+    names = set(_names(template.completion or "")) if template.kind == "prompt_completion" else set()
+    return _row_column(template, names.pop()) if len(names) == 1 else None
+
+
+def _check_not_all_empty(row: dict[str, Any], template: Template) -> None:
+    """A row whose template columns are all empty (null or blank) is no example; a missing one is for ``_value``."""
+    names = template.placeholders()
+    for name in names:
+        column = _row_column(template, name)
+        if column not in row:
+            if name in template.optional:
+                continue
+            return
+        value = row[column]
+        if value is not None and not (isinstance(value, str) and not value.strip()):
+            return
+    if names:
+        columns = ", ".join(dict.fromkeys(_row_column(template, n) for n in names))
+        raise RowProblem(f"every template column is empty ({columns})")
+
+
 def resolve_template(data: DataSpec, kind: str, task: str = "sft") -> Template:
     """Turn the spec's data block into a Template (``kind``: Spec.data_kind).
 
@@ -157,6 +207,8 @@ def render_row(row: dict[str, Any], template: Template, chat: Callable[[list, bo
     """Render one row into the example its template kind holds (see Template). Raises RowProblem."""
     if template.dialogue:
         return _render_dialogue(row, template)
+    if template.kind != "chat":
+        _check_not_all_empty(row, template)
     if template.kind == "text":
         return {"text": _required(template.text, row, template, "rendered text")}
     if template.kind == "chat":
@@ -322,6 +374,17 @@ class _ColumnRender:
         self.blank(out)
         return out
 
+    def all_blank(self, names: list[str]) -> None:
+        """Rows where every one of ``names`` is blank are suspect (``_check_not_all_empty``)."""
+        if not names:
+            return
+        columns = [self.texts(name) for name in names]
+        if any(all(map(str.strip, texts)) for texts in columns):  # the usual case: a column never blank
+            return
+        for i, values in enumerate(zip(*columns, strict=True)):
+            if not any(map(str.strip, values)):
+                self.suspect.add(i)
+
     def blank(self, texts: list[str]) -> None:
         """Rows whose text is blank are suspect."""
         if not all(map(str.strip, texts)):
@@ -371,6 +434,7 @@ def render_columns(column: Callable[[str], list[Any] | None], n: int, template: 
     if any(fmt and _pieces(fmt) is None for fmt in (t.prompt, t.completion, t.text, t.chosen, t.rejected)):
         return None
     r = _ColumnRender(column, n, t)
+    r.all_blank(t.placeholders())
     if t.kind == "text":
         examples = [{"text": text} for text in r.required(t.text)]
     elif t.kind == "preference":

@@ -8,6 +8,7 @@ import pytest
 
 import tunebridge as tb
 from tunebridge.examples import prepare_examples
+from tunebridge.feedback.source import argilla_rows
 from tunebridge.spec import parse_spec
 from tunebridge.testing import write_jsonl
 from tunebridge.testing.argilla import (
@@ -108,13 +109,81 @@ def test_drafts_count_when_asked(tmp_path):
     assert ex.train[0]["completion"] == "draft text"
 
 
-def test_sft_row_that_renders_empty_is_a_counted_drop(tmp_path):
+def test_sft_row_whose_completion_columns_are_empty_is_a_counted_drop(tmp_path):
     records = [dolly_record("a", answers=[answer(A, "fine")]), dolly_record("b", response="  ")]
     ex = examples(write(tmp_path, records, DOLLY_QUESTIONS), "sft", template="instruction", recipe="sft",
                   columns=DOLLY_COLUMNS)
     assert len(ex.train) == 1
-    assert ex.report["argilla"]["dropped"] == {"template: completion is empty (from 'response')": 1}
-    assert ex.report["argilla"]["drop_examples"] == ["v2.parquet record 'b': completion is empty (from 'response')"]
+    assert ex.report["argilla"]["dropped"] == {"no submitted response (new-response)": 1}
+    assert ex.report["argilla"]["drop_examples"] == [
+        "record 'b': no submitted response to 'new-response', and field 'original-response' is empty"]
+
+
+@pytest.mark.parametrize("fmt", ["v1", "v1-parquet", "v2"])  # (a to_disk folder keeps no status: drafts count)
+def test_a_record_without_a_submitted_answer_has_one_reason_in_every_recipe(tmp_path, fmt):
+    records = [dolly_record("a", response="old", answers=[answer(A, "new")]),
+               dolly_record("b", answers=[answer(B, "draft", "draft")]), dolly_record("c")]
+    path = write(tmp_path, records, DOLLY_QUESTIONS, fmt)
+    statuses = ["submitted"]
+    sft = examples(path, "sft", template="instruction", recipe="sft", statuses=statuses,
+                   columns={"instruction": "original-instruction", "response": "new-response"})
+    reward = examples(path, template="instruction", data={"chosen": "{chosen}", "rejected": "{rejected}"},
+                      recipe="edited-vs-original", edited="new-response", original="original-response",
+                      statuses=statuses, columns={"instruction": "original-instruction"})
+    reason = "no submitted response (new-response)"
+    assert sft.report["argilla"]["dropped"] == reward.report["argilla"]["dropped"] == {reason: 2}
+    assert [e["completion"] for e in sft.train] == ["new"]
+
+
+def test_responses_not_counted_are_counted_per_annotator_response_not_per_question(tmp_path):
+    three = {q: [answer(B, f"{q} gone", "discarded")] for q in ("new_instruction", "new_context", "new_response")}
+    records = [{"id": "a", "fields": {"original-instruction": "Do a.", "original-context": "", "original-response":
+                                      "orig"},
+                "responses": {q: three[q.replace("-", "_")] + ([answer(A, "fine")] if q == "new-response" else [])
+                              for q in DOLLY_QUESTIONS}},
+               dolly_record("b", answers=[answer(A, "draft", "draft"), answer(C, "another draft", "draft")])]
+    for fmt in ("v1", "v1-parquet", "v2"):
+        folder = tmp_path / fmt
+        folder.mkdir()
+        ex = examples(write(folder, records, DOLLY_QUESTIONS, fmt), "sft", template="instruction", recipe="sft",
+                      columns=DOLLY_COLUMNS)
+        # user-b's one discarded response answers three questions; two drafts on record b
+        assert ex.report["argilla"]["ignored_responses"] == {"discarded": 1, "draft": 2}, fmt
+
+
+def test_prompts_recipe_drops_records_whose_prompt_columns_are_all_empty(tmp_path):
+    prompts = {"instruction": "new-instruction", "context": "new-context"}
+    records = [{"id": "a", "fields": {"original-instruction": "Do a.", "original-context": "", "original-response":
+                                      "x"}, "responses": {"new-instruction": [answer(A, "Do A better.")]}},
+               dolly_record("b"), dolly_record("c", answers=[answer(A, "only a response")])]
+    for fmt in ("v2", "v2-disk"):
+        folder = tmp_path / fmt
+        folder.mkdir()
+        statuses = ["submitted", "unknown"] if fmt == "v2-disk" else ["submitted"]
+        ex = examples(write(folder, records, DOLLY_QUESTIONS, fmt), "rl", template="instruction", recipe="prompts",
+                      columns=prompts, statuses=statuses)
+        assert [e["prompt"] for e in ex.train] == ["### Instruction\nDo A better.\n\n### Response:\n"]
+        status = "/".join(statuses)
+        assert ex.report["argilla"]["dropped"] == {f"no {status} response (new-instruction, new-context)": 2}
+        assert ex.report["argilla"]["drop_examples"][0] == (
+            f"record 'b': no {status} response to 'new-instruction' or 'new-context'")
+
+
+def test_inline_sft_strings_drop_rows_whose_template_columns_are_all_empty(tmp_path):
+    records = [dolly_record("a", answers=[answer(A, "fine")]), dolly_record("b")]
+    ex = examples(write(tmp_path, records, DOLLY_QUESTIONS), "sft", recipe="sft",
+                  data={"prompt": "Q: {question}\n", "completion": "Answer: {answer}"},
+                  columns={"question": "new-instruction", "answer": "new-response"})
+    assert ex.train == [{"prompt": "Q: \n", "completion": "Answer: fine"}]
+    assert ex.report["argilla"]["dropped"] == {"no submitted response (new-instruction, new-response)": 1}
+
+
+def test_only_empty_fields_give_the_empty_field_reason(tmp_path):
+    records = [dolly_record("a", response="kept"), dolly_record("b", response=" ")]
+    ex = examples(write(tmp_path, records, DOLLY_QUESTIONS), "sft", template="instruction", recipe="sft",
+                  columns={"instruction": "original-instruction", "response": "original-response"})
+    assert [e["completion"] for e in ex.train] == ["kept"]
+    assert ex.report["argilla"]["dropped"] == {"empty field (original-response)": 1}
 
 
 # -- preference recipes -----------------------------------------------------------------------------------
@@ -218,6 +287,71 @@ def test_prompts_without_reward_keep_every_record(tmp_path):
     ex = examples(write(tmp_path, [pair_record("a"), pair_record("b")], PAIR_QUESTIONS), "rl",
                   recipe="prompts", columns={"prompt": "prompt"})
     assert sorted(e["prompt"] for e in ex.train) == ["Question a?", "Question b?"]
+
+
+# -- rated samples for offline RL (the guide's TRLX dataset) -------------------------------------------------
+
+def ilql_spec(path, template="instruction", data=None, **argilla):
+    block = {"path": str(path), "template": template, **(data or {}),
+             "argilla": {"recipe": "edited-vs-original", "edited": "new-response", "original": "original-response",
+                         "columns": {"instruction": DOLLY_COLUMNS["instruction"]}, **argilla}}
+    return parse_spec({"task": "rl", "rl": {"algorithm": "ilql"}, "model": {"builtin": "tiny-llama"}, "data": block})
+
+
+EDITS = [dolly_record("a", response="wrong", answers=[answer(A, "right")]),
+         dolly_record("b", response="same", answers=[answer(A, "same")]), dolly_record("c"),
+         dolly_record("d", response="old", answers=[answer(A, "new"), answer(B, "newer")])]
+
+
+@pytest.mark.parametrize("fmt", ["v1", "v1-parquet", "v2", "v2-disk"])
+def test_edited_vs_original_for_rl_makes_two_rated_samples_per_edit(tmp_path, fmt):
+    statuses = ["submitted", "unknown"] if fmt == "v2-disk" else ["submitted"]
+    spec = ilql_spec(write(tmp_path, EDITS, DOLLY_QUESTIONS, fmt), statuses=statuses)
+    assert spec.data.reward == "reward"  # the column the recipe writes
+    ex = prepare_examples(spec)
+    prompt = "### Instruction\nDo {}.\n\n### Response:\n"
+    assert sorted((e["prompt"], e["completion"], e["reward"]) for e in ex.train) == [
+        (prompt.format("a"), "right", 2.0), (prompt.format("a"), "wrong", 1.0),
+        (prompt.format("d"), "new", 2.0), (prompt.format("d"), "old", 1.0)]
+    report = ex.report["argilla"]
+    assert (report["rows"], report["records_used"]) == (4, 2)
+    status = "/".join(statuses)
+    assert report["dropped"] == {"unchanged (new-response == original-response)": 1,
+                                 f"no {status} response (new-response)": 1}
+
+
+def test_rated_samples_take_the_rewards_given_and_every_annotator(tmp_path):
+    path = write(tmp_path, EDITS, DOLLY_QUESTIONS)
+    ex = prepare_examples(ilql_spec(path, template="prompt-completion", annotators="all",
+                                    rewards={"original": 0, "edited": 1},
+                                    columns={"prompt": ["new-instruction", "original-instruction"]}))
+    by_prompt = sorted((e["prompt"], e["completion"], e["reward"]) for e in ex.train)
+    assert by_prompt == [("Do a.", "right", 1.0), ("Do a.", "wrong", 0.0), ("Do d.", "new", 1.0),
+                         ("Do d.", "newer", 1.0), ("Do d.", "old", 0.0), ("Do d.", "old", 0.0)]
+    raw, _ = argilla_rows(ilql_spec(path, rewards={"edited": 5}))
+    assert [(row["response"], row["reward"]) for row in raw.rows] == [("wrong", 1.0), ("right", 5.0),
+                                                                         ("old", 1.0), ("new", 5.0)]
+
+
+def test_rated_samples_spec_errors(tmp_path):
+    path = write(tmp_path, EDITS, DOLLY_QUESTIONS)
+    bad = [({"task": "rl", "rl": {"reward": "tunebridge.testing.rewards:letter_e"}}, {},
+            "edited-vs-original makes rated samples (original and edit, each with a reward) for offline RL"),
+           ({"task": "rl", "rl": {"algorithm": "ilql"}}, {"reward": "score"}, "leave data.reward out or set it"),
+           ({"task": "reward"}, {"chosen": "{chosen}", "rejected": "{rejected}"},
+            "data.argilla.rewards: rated samples are for task 'rl'"),
+           ({"task": "sft"}, {}, "recipe 'edited-vs-original' makes rows for task 'reward' or 'rl'")]
+    for top, data, message in bad:
+        block = {"path": str(path), "template": "instruction", **data,
+                 "argilla": {"recipe": "edited-vs-original", "edited": "new-response", "original": "original-response",
+                             "rewards": {"original": 0, "edited": 1}}}
+        with pytest.raises(tb.SpecError) as info:
+            parse_spec({**top, "model": {"builtin": "tiny-llama"}, "data": block})
+        assert message in str(info.value), str(info.value)
+    with pytest.raises(tb.SpecError, match="columns: response is made by recipe edited-vs-original"):
+        ilql_spec(path, columns={"response": "original-response"})
+    with pytest.raises(tb.SpecError, match="rewards"):
+        ilql_spec(path, rewards={"edit": 1})
 
 
 # -- many annotators --------------------------------------------------------------------------------------
@@ -344,7 +478,7 @@ def test_not_an_argilla_export(tmp_path):
                                                               "task 'sft', the spec's task is 'reward'"),
     ({"recipe": "sft"}, "sft", "recipe 'sft' needs `columns`"),
     ({"recipe": "label", "question": "q", "candidates": ["a", "b"], "columns": {"chosen": "x"}}, "reward",
-     "chosen are made by recipe 'label'"),
+     "chosen is made by recipe 'label'"),
     ({"recipe": "sft", "annotators": "most"}, "sft", "data.argilla.annotators"),
     ({"recipe": "sft", "statuses": ["done"]}, "sft", "data.argilla.statuses[0]"),
 ])

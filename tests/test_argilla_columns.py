@@ -21,6 +21,7 @@ import pyarrow as pa  # noqa: E402
 import tunebridge as tb  # noqa: E402
 from tunebridge.feedback import recipes, vector  # noqa: E402
 from tunebridge.feedback.flat import value_ids  # noqa: E402
+from tunebridge.feedback.recipes import RowNeeds  # noqa: E402
 from tunebridge.feedback.records import read_records  # noqa: E402
 from tunebridge.feedback.spec import ArgillaSpec  # noqa: E402
 from tunebridge.testing import write_jsonl  # noqa: E402
@@ -89,6 +90,18 @@ for _policy in ("first", "majority", "unanimous", "all"):
                    "columns": {"prompt": "prompt"}})
 BLOCKS.append({"recipe": "ranking", "question": "ranking", "candidates": {"response-1": "response-1",
                "response-2": "response-2"}, "columns": {"prompt": "prompt"}})
+# What the spec's task and template need of each row (``_needs``, a RowNeeds): columns that must not all be empty,
+# and edited-vs-original for rl (two rated samples per edit).
+for _policy in ("first", "majority", "unanimous", "all"):
+    BLOCKS.append({"recipe": "sft", "annotators": _policy, "columns": {"prompt": "note", "response": "better"},
+                   "_needs": RowNeeds("sft", (("response",), ("prompt", "response")))})
+    BLOCKS.append({"recipe": "sft", "annotators": _policy, "columns": {"prompt": ["note", "response-3"],
+                   "response": "response-2"}, "_needs": RowNeeds("sft", (("response",), ("prompt", "response")))})
+    BLOCKS.append({"recipe": "prompts", "annotators": _policy, "columns": {"prompt": "note", "extra": ["better"]},
+                   "_needs": RowNeeds("rl", (("prompt", "extra"),))})
+    BLOCKS.append({"recipe": "edited-vs-original", "edited": "note", "original": "response-1", "annotators": _policy,
+                   "columns": {"prompt": ["better", "prompt"]}, "rewards": {"original": 0, "edited": 1},
+                   "_needs": RowNeeds("rl", (("prompt",),))})
 
 
 def _write(records: list[dict[str, Any]], layout: str, folder) -> Any:
@@ -101,19 +114,21 @@ def _write(records: list[dict[str, Any]], layout: str, folder) -> Any:
 
 def _both(path, block: dict[str, Any]) -> tuple[Any, Any]:
     """(column-wise, record-by-record) outcome: the rows, locations and report, or the error."""
+    block = dict(block)
+    needs = block.pop("_needs", None)
     spec = ArgillaSpec(**block)
     out = []
     for columnwise in (True, False):
         records = read_records(path)
         try:
-            recipe = recipes._Recipe(records, spec, columnwise=columnwise)
+            recipe = recipes._Recipe(records, spec, columnwise=columnwise, needs=needs)
             if columnwise:
                 assert recipe.flat is not None
                 conversion = vector.convert_columns(recipe)
                 rows = [dict(zip(conversion.columns, values, strict=True))
                         for values in zip(*conversion.columns.values(), strict=True)]
             else:
-                conversion = _by_record(records, spec)
+                conversion = _by_record(records, spec, needs)
                 rows = conversion.rows
             out.append({"rows": rows, "locations": conversion.locations, "report": conversion.report,
                         "examples": conversion.drop_examples})
@@ -122,16 +137,16 @@ def _both(path, block: dict[str, Any]) -> tuple[Any, Any]:
     return out[0], out[1]
 
 
-def _by_record(records, spec):
+def _by_record(records, spec, needs=None):
     """recipes.convert with the column-wise path switched off."""
     original = recipes._Recipe.__init__
 
-    def init(self, records, spec, columnwise=True):
-        original(self, records, spec, columnwise=False)
+    def init(self, records, spec, columnwise=True, needs=None):
+        original(self, records, spec, columnwise=False, needs=needs)
 
     recipes._Recipe.__init__ = init
     try:
-        return recipes.convert(records, spec)
+        return recipes.convert(records, spec, needs)
     finally:
         recipes._Recipe.__init__ = original
 
@@ -158,7 +173,7 @@ def test_the_cases_cover_ties_disagreements_and_partial_annotators(tmp_path):
         sources += bool(report.get("sources"))
     for word in ("no majority (ranking)", "no majority (rating-1)", "annotators disagree (note)", "tie",
                  "unknown candidate", "label names no candidate", "fewer than two", "empty field (response-1)",
-                 "no submitted response (ranking)", "unchanged"):
+                 "no submitted response (ranking)", "unchanged", "no submitted response (note, better)"):
         assert any(word in reason for reason in reasons), word
     assert skipped and sources
 

@@ -84,6 +84,22 @@ def test_null_empty_and_wrong_type_values(tmp_path):
     assert "line 3: column 'instruction' holds a list, expected text" in msg
 
 
+def test_a_row_whose_template_columns_are_all_empty_is_bad_input(tmp_path):
+    rows = [ROWS[0], {"instruction": " ", "context": None, "response": ""}, {"q": "", "a": None}, {"q": "x", "a": ""}]
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    msg = error_of(spec_for(path))
+    assert "d.jsonl: 3 of 4 rows cannot be used" in msg
+    assert "line 2: every template column is empty (instruction, context, response)" in msg
+    # a completion with text of its own still needs a value in one of the columns
+    inline = {"prompt": "Q: {q}\n", "completion": "Answer: {a}"}
+    msg = error_of(spec_for(write_jsonl(tmp_path / "i.jsonl", rows[2:]), template=None, **inline))
+    assert "i.jsonl: 1 of 2 rows cannot be used" in msg and "line 1: every template column is empty (q, a)" in msg
+    # rl prompts: the instruction template's own text alone is no prompt
+    rl = parse_spec({"task": "rl", "model": {"builtin": "tiny-llama"}, "rl": {"reward": "tunebridge.testing.rewards:"
+                     "letter_e"}, "data": {"path": str(path), "template": "instruction"}})
+    assert "line 2: every template column is empty (instruction, context)" in error_of(rl)
+
+
 def test_mapped_missing_column_names_both_names(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"q": "x", "a": "y"}])
     msg = error_of(spec_for(path, columns={"instruction": "question", "response": "a"}))

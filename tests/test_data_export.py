@@ -72,3 +72,17 @@ def test_a_bad_output_file_is_an_error_before_anything_is_written(sft, tmp_path,
     with pytest.raises(tb.TunebridgeError, match=message):
         Run(sft).write_data(tmp_path / name)
     assert not (tmp_path / name).exists()
+
+
+def test_offline_rl_writes_prompt_completion_and_reward(tmp_path, capsys):
+    """The guide's rated samples (examples/argilla-ilql.yaml) as a file: what ILQL would learn from."""
+    pytest.importorskip("pyarrow", reason="the Argilla jsonl export is read with pyarrow (the [trl] extra)")
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "argilla-ilql.yaml"
+    out = tmp_path / "rated.jsonl"
+    assert main(["data", str(example), "--output", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 42 and all(set(r) == {"prompt", "completion", "reward"} for r in rows)
+    assert sorted({r["reward"] for r in rows}) == [1.0, 2.0]
+    assert "wrote 42 train examples" in capsys.readouterr().out

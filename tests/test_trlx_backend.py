@@ -213,3 +213,32 @@ def test_plan_reports_what_trlx_cannot_honour():
     assert any("does not evaluate on the held-out split" in u for u in unhonoured)
     assert native["TRLConfig"]["tokenizer"]["padding_side"] == "right"
     assert any("core's order" in n for n in notes)
+
+
+GUIDE_ILQL = Path(__file__).resolve().parents[1] / "examples" / "argilla-ilql.yaml"
+
+
+def test_the_guides_rated_samples_are_what_ilql_gets(tmp_path):
+    """examples/argilla-ilql.yaml: each corrected record gives trlx two samples, original 1 and edit 2."""
+    pytest.importorskip("pyarrow", reason="the Argilla jsonl export is read with pyarrow (the [trl] extra)")
+    from tunebridge.examples import prepare_examples
+
+    spec = tb.load_spec(GUIDE_ILQL)
+    examples = prepare_examples(spec)
+    samples = sft_samples(examples, "</s>")
+    rewards = [ex["reward"] for ex in examples.train]
+    assert len(samples) == len(rewards) == 42 and sorted(set(rewards)) == [1.0, 2.0]
+    assert rewards.count(1.0) == rewards.count(2.0) == 21
+    by_prompt: dict[str, dict[float, str]] = {}
+    for (prompt, answer), reward in zip(samples, rewards, strict=True):
+        by_prompt.setdefault(prompt, {})[reward] = answer
+    assert all(len(pair) == 2 and pair[1.0] != pair[2.0] for pair in by_prompt.values())
+
+
+@needs_trlx
+def test_the_guides_rated_samples_train_ilql_on_trlx(tmp_path):
+    spec = tb.load_spec(GUIDE_ILQL).model_copy(deep=True)
+    spec.training.max_steps = 3
+    result = tb.RLTrainer(spec).train(tmp_path / "out")
+    losses = [r["loss"] for r in result.log_history if "loss" in r]
+    assert result.metrics["global_step"] == 3 and len(losses) == 3 and all(math.isfinite(x) for x in losses)

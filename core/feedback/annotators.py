@@ -42,15 +42,36 @@ def _key(value: Any) -> Any:
     return value
 
 
-def counted(responses: list[Response], statuses: frozenset[str], ignored: Counter) -> list[Response]:
-    """The responses whose status counts; the others are tallied in ``ignored`` by status."""
-    kept = []
-    for response in responses:
-        if response[2] in statuses:
-            kept.append(response)
-        else:
-            ignored[response[2]] += 1
-    return kept
+def counted(responses: list[Response], statuses: frozenset[str]) -> list[Response]:
+    """The responses whose status counts."""
+    return [response for response in responses if response[2] in statuses]
+
+
+def not_counted(by_question: list[list[list[Response]]], statuses: frozenset[str]) -> Counter:
+    """The annotator responses whose status does not count, per status.
+
+    ``by_question``: for each question read, each record's answers. One annotator's answers to several
+    questions of a record are one response (Argilla keeps one response per user and record); answers without
+    a user count as many as the question with the most of them on that record.
+    """
+    out: Counter = Counter()
+    for answers in zip(*by_question, strict=True):
+        named: set[tuple[Any, str]] = set()
+        anonymous: Counter = Counter()
+        for responses in answers:
+            here: Counter = Counter()
+            for user, _, status in responses:
+                if status in statuses:
+                    continue
+                if user is None:
+                    here[status] += 1
+                else:
+                    named.add((user, status))
+            for status, n in here.items():
+                anonymous[status] = max(anonymous[status], n)
+        out.update(status for _, status in named)
+        out.update(anonymous)
+    return out
 
 
 def aggregate(question: str, responses: list[Response], policy: str) -> Any:

@@ -41,16 +41,43 @@ class Flat:
         return np.asarray(pc.is_in(self.statuses, value_set=pa.array(sorted(statuses), pa.string())),
                           dtype=bool)
 
-    def ignored(self, counted: Any) -> dict[str, int]:
-        """Responses not counted, per status."""
-        import numpy as np
-        import pyarrow as pa
 
-        left = self.statuses.filter(pa.array(~counted)) if not counted.all() else None
-        if left is None or len(left) == 0:
-            return {}
-        names, counts = np.unique(np.asarray(left.to_pylist(), dtype=object), return_counts=True)
-        return dict(zip(names.tolist(), counts.tolist(), strict=True))
+
+def not_counted(questions: list[tuple[Flat, Any]]) -> dict[str, int]:
+    """``annotators.not_counted`` on flat arrays: (Flat, counted mask) per question read -> status -> responses.
+
+    One annotator's answers to several questions of a record are one response; answers without a user count
+    as many as the question with the most of them on that record.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts = []
+    for q, (flat, counted) in enumerate(questions):
+        left = np.flatnonzero(~counted)
+        if not len(left):
+            continue
+        users = flat.users
+        users = pa.nulls(len(left), pa.string()) if users is None else users.take(pa.array(left)).cast(pa.string())
+        parts.append(pa.table({"question": np.full(len(left), q, dtype=np.int64), "record": flat.parents[left],
+                               "user": users, "status": flat.statuses.take(pa.array(left)).cast(pa.string())}))
+    if not parts:
+        return {}
+    table = pa.concat_tables(parts)
+    has_user = table.column("user").is_valid()
+    named = table.filter(has_user).group_by(["record", "user", "status"]).aggregate([])
+    out: dict[str, int] = {}
+    for status in named.column("status").to_pylist():
+        out[status] = out.get(status, 0) + 1
+    anonymous = table.filter(pc.invert(has_user))
+    if anonymous.num_rows:
+        per_question = anonymous.group_by(["question", "record", "status"]).aggregate([("user", "count_all")])
+        most = per_question.group_by(["record", "status"]).aggregate([("user_count_all", "max")])
+        for status, n in zip(most.column("status").to_pylist(), most.column("user_count_all_max").to_pylist(),
+                             strict=True):
+            out[status] = out.get(status, 0) + n
+    return out
 
 
 def _nonempty(values: Any) -> Any:

@@ -5,10 +5,16 @@ question, falling back along the list), then adds its own:
 
 - ``sft``: nothing more (the template renders the columns, e.g. instruction/context/response).
 - ``prompts``: ``reward`` (a float) when ``reward`` names a RatingQuestion.
-- ``edited-vs-original``: ``chosen`` = the edit, ``rejected`` = the original, only where they differ.
+- ``edited-vs-original``: ``chosen`` = the edit, ``rejected`` = the original, only where they differ; for task
+  ``rl`` two rated samples instead (the original, then the edit, each with its ``reward``), the answer in the
+  column the template's completion reads.
 - ``ranking``: ``chosen``/``rejected`` from the ranked response fields (best vs each worse, best vs worst, all).
 - ``rating``: the same from one RatingQuestion per response field; the higher rating is chosen, ties make no pair.
 - ``label``: the LabelQuestion names the better of two response fields; the other is rejected.
+
+A unit whose template columns are all empty (or all the columns of a part the template needs, such as the
+completion) makes no row: ``no submitted response (q)`` when a question would have filled them, else
+``empty field (f)``, the same names the other recipes use.
 """
 
 from __future__ import annotations
@@ -18,13 +24,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DataError
-from .annotators import MISSING, Drop, aggregate, annotator_units, counted, is_empty, value_of
+from .annotators import MISSING, Drop, aggregate, annotator_units, counted, is_empty, not_counted, value_of
 from .records import Records
 from .spec import ArgillaSpec
 
 MAX_DROP_EXAMPLES = 10
 # What each recipe needs a question to hold, and the Argilla question type that holds it.
 KINDS = {"text": "text", "ranking": "ranking", "label": "label_selection", "rating": "rating"}
+
+
+@dataclass(frozen=True)
+class RowNeeds:
+    """What the spec needs of each converted row: its task, and which row columns must not all be empty."""
+
+    task: str  # the spec's task as its data sees it: sft, reward (preference too) or rl
+    nonempty: tuple[tuple[str, ...], ...] = ()  # templates.nonempty_groups, in row-column names
+    answer: str = "completion"  # edited-vs-original for rl: the column the template's completion reads
 
 
 @dataclass
@@ -51,8 +66,13 @@ class Conversion:
 class _Recipe:
     """Resolves names against the records and builds the rows of one recipe."""
 
-    def __init__(self, records: Records, spec: ArgillaSpec, columnwise: bool = True):
+    def __init__(self, records: Records, spec: ArgillaSpec, columnwise: bool = True, needs: RowNeeds | None = None):
         self.records, self.spec = records, spec
+        self.needs = needs or RowNeeds(spec.tasks[0])
+        # edited-vs-original for rl: two rated samples per edit instead of a pair
+        self.rated = spec.recipe == "edited-vs-original" and self.needs.task == "rl"
+        # the groups of ``columns`` that must not all be empty (groups naming other columns are the template's)
+        self.nonempty = [g for g in self.needs.nonempty if g and set(g) <= set(spec.columns)]
         self.statuses = frozenset(spec.statuses)
         self.ignored: Counter = Counter()
         self.skipped_pairs: Counter = Counter()
@@ -66,14 +86,15 @@ class _Recipe:
         self._check_names()
         self.kept: dict[str, list[list[Any]]] = {}
         if self.flat is not None:
+            from .flat import not_counted as flat_not_counted
+
             for q in self.questions:
                 flat, nonempty = self.flat[q]
-                counted_ = flat.counted(self.statuses)
-                self.ignored.update(flat.ignored(counted_))
-                self.flat[q] = (flat, nonempty, counted_)
+                self.flat[q] = (flat, nonempty, flat.counted(self.statuses))
+            self.ignored.update(flat_not_counted([(self.flat[q][0], self.flat[q][2]) for q in self.questions]))
         else:
-            self.kept = {q: [counted(r, self.statuses, self.ignored) for r in records.responses[q]]
-                         for q in self.questions}
+            self.kept = {q: [counted(r, self.statuses) for r in records.responses[q]] for q in self.questions}
+            self.ignored.update(not_counted([records.responses[q] for q in self.questions], self.statuses))
         self._check_answered()
 
     def _flat_questions(self) -> dict[str, Any] | None:
@@ -217,7 +238,26 @@ class _Recipe:
                 row[column] = value
                 self.last_sources.append((column, name))
                 break
+        if self.nonempty:
+            served = {column for column, _ in self.last_sources}
+            for group in self.nonempty:
+                if not served.intersection(group):
+                    raise Drop(*self.empty_reason(group))
         return row
+
+    def empty_reason(self, group: tuple[str, ...]) -> tuple[str, str]:
+        """(reason, detail) for a unit whose columns ``group`` all came out empty: the questions that would
+        have filled them had no counted answer (``needed``'s reason), else their fields are empty."""
+        sources = [name for column in group for name in _as_list(self.spec.columns[column])]
+        questions = list(dict.fromkeys(n for n in sources if n in self._question_set))
+        fields = list(dict.fromkeys(n for n in sources if n not in self._question_set))
+        if questions:
+            status = "/".join(sorted(self.statuses))
+            detail = f"no {status} response to {_either(questions)}"
+            if fields:
+                detail += f", and {_fields_empty(fields)}"
+            return f"no {status} response ({', '.join(questions)})", detail
+        return f"empty field ({', '.join(fields)})", _fields_empty(fields)
 
     def _source(self, name: str) -> tuple[str, Any, Any]:
         """(name, values per record, whether each is a value) for a column source; values None: ask ``answer``."""
@@ -254,7 +294,13 @@ class _Recipe:
             if edited.strip() == original.strip():
                 raise Drop(f"unchanged ({self.spec.edited} == {self.spec.original})",
                            f"{self.spec.edited!r} equals the original {self.spec.original!r}")
-            return [{**self.columns(i, user), "chosen": edited, "rejected": original}]
+            columns = self.columns(i, user)
+            if self.rated:
+                rewards = self.spec.sample_rewards
+                answer = self.needs.answer
+                return [{**columns, answer: original, "reward": rewards["original"]},
+                        {**columns, answer: edited, "reward": rewards["edited"]}]
+            return [{**columns, "chosen": edited, "rejected": original}]
         if recipe == "label":
             return self._label(i, user)
         scored = self._ranked(i, user) if recipe == "ranking" else self._rated(i, user)
@@ -327,20 +373,21 @@ class _Recipe:
         return {"chosen": chosen_text, "rejected": rejected_text}
 
 
-def convert(records: Records, spec: ArgillaSpec) -> Conversion:
+def convert(records: Records, spec: ArgillaSpec, needs: RowNeeds | None = None) -> Conversion:
     """Turn ``records`` into rows with the spec's recipe and annotator policy; report kept and dropped.
 
+    ``needs``: the spec's task and the row columns its template needs (default: the recipe's first task, none).
     Arrow data goes column by column (feedback.vector); other data, and arrow shapes that the column-wise
     conversion does not reproduce exactly, record by record here. Both give the same rows and report.
     """
-    recipe = _Recipe(records, spec)
+    recipe = _Recipe(records, spec, needs=needs)
     if recipe.flat is not None:
         from .vector import Unsupported, convert_columns
 
         try:
             return convert_columns(recipe)
         except Unsupported:
-            recipe = _Recipe(records, spec, columnwise=False)
+            recipe = _Recipe(records, spec, columnwise=False, needs=needs)
     report: dict[str, Any] = {"format": records.format, "recipe": spec.recipe, "annotators": spec.annotators,
                               "statuses": list(spec.statuses), "records": len(records), "dropped": {}}
     out = Conversion([], [], report)
@@ -381,6 +428,17 @@ def convert(records: Records, spec: ArgillaSpec) -> Conversion:
 
 def _as_list(sources: str | list[str]) -> list[str]:
     return [sources] if isinstance(sources, str) else list(sources)
+
+
+def _either(names: list[str]) -> str:
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+def _fields_empty(names: list[str]) -> str:
+    if len(names) == 1:
+        return f"field {names[0]!r} is empty"
+    return f"fields {', '.join(map(repr, names[:-1]))} and {names[-1]!r} are empty"
 
 
 def _key_of(spec: ArgillaSpec, name: str) -> str:

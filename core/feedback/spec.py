@@ -10,21 +10,24 @@ Recipe = Literal["sft", "edited-vs-original", "ranking", "rating", "label", "pro
 Policy = Literal["first", "majority", "all", "unanimous"]
 Status = Literal["submitted", "draft", "discarded", "unknown"]
 
-# Which task each recipe feeds.
-RECIPE_TASKS: dict[str, str] = {
-    "sft": "sft", "edited-vs-original": "reward", "ranking": "reward", "rating": "reward", "label": "reward",
-    "prompts": "rl",
+# Which tasks each recipe feeds (preference reads reward's pairs); edited-vs-original for rl makes rated samples.
+RECIPE_TASKS: dict[str, tuple[str, ...]] = {
+    "sft": ("sft",), "edited-vs-original": ("reward", "rl"), "ranking": ("reward",), "rating": ("reward",),
+    "label": ("reward",), "prompts": ("rl",),
 }
+# edited-vs-original for task rl: the reward of the original and of the edited answer (the Argilla guide's 1 and 2).
+DEFAULT_REWARDS = {"original": 1.0, "edited": 2.0}
 # The recipe-specific keys each recipe needs (required) and accepts (allowed, required included).
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "sft": (), "edited-vs-original": ("edited", "original"), "ranking": ("question",),
     "rating": ("ratings",), "label": ("question", "candidates"), "prompts": (),
 }
 _ALLOWED: dict[str, tuple[str, ...]] = {
-    "sft": (), "edited-vs-original": ("edited", "original"), "ranking": ("question", "candidates", "pairs"),
+    "sft": (), "edited-vs-original": ("edited", "original", "rewards"),
+    "ranking": ("question", "candidates", "pairs"),
     "rating": ("ratings", "pairs"), "label": ("question", "candidates"), "prompts": ("reward",),
 }
-_RECIPE_KEYS = ("edited", "original", "question", "candidates", "ratings", "pairs", "reward")
+_RECIPE_KEYS = ("edited", "original", "rewards", "question", "candidates", "ratings", "pairs", "reward")
 
 
 class ArgillaSpec(BaseModel):
@@ -41,7 +44,8 @@ class ArgillaSpec(BaseModel):
         "on a live 2.x server)."
     )
     recipe: Recipe = Field(
-        ..., description="sft | edited-vs-original | ranking | rating | label (task reward) | prompts (task rl)."
+        ..., description="sft (task sft) | edited-vs-original (task reward/preference; task rl: rated samples) | "
+        "ranking | rating | label (task reward/preference) | prompts (task rl)."
     )
     columns: dict[str, str | list[str]] = Field(
         default_factory=dict, description="Row column -> a field or question; a list: the first that has a value "
@@ -49,6 +53,10 @@ class ArgillaSpec(BaseModel):
     )
     edited: str | None = Field(None, description="edited-vs-original: the text question holding the edit (chosen).")
     original: str | None = Field(None, description="edited-vs-original: the field holding the original (rejected).")
+    rewards: dict[Literal["original", "edited"], float] | None = Field(
+        None, description="edited-vs-original with task rl: the reward of each sample, the original answer and "
+        "the edit (default {original: 1, edited: 2}); they land in a `reward` column."
+    )
     question: str | None = Field(None, description="ranking: the RankingQuestion; label: the LabelQuestion.")
     candidates: dict[str, str] | list[str] | None = Field(
         None, description="ranking/label: answer value -> field holding that response ({A: response1, ...}); a "
@@ -100,11 +108,13 @@ class ArgillaSpec(BaseModel):
             raise ValueError("recipe 'label' needs exactly two candidates (the two response fields)")
         if recipe == "rating" and len(self.ratings or {}) < 2:
             raise ValueError("recipe 'rating' needs at least two ratings ({response field: rating question})")
-        reserved = {"chosen", "rejected"} if RECIPE_TASKS[recipe] == "reward" else set()
+        reserved = {"chosen", "rejected"} if "reward" in RECIPE_TASKS[recipe] else set()
         reserved |= {"reward"} if self.reward else set()
+        reserved |= {"reward"} if recipe == "edited-vs-original" else set()
         clash = sorted(reserved & set(self.columns))
         if clash:
-            raise ValueError(f"columns: {', '.join(clash)} are made by recipe {recipe!r}; use other names")
+            verb = "is" if len(clash) == 1 else "are"
+            raise ValueError(f"columns: {', '.join(clash)} {verb} made by recipe {recipe!r}; use other names")
         return self
 
     @property
@@ -115,9 +125,14 @@ class ArgillaSpec(BaseModel):
         return dict(self.candidates or {})
 
     @property
-    def task(self) -> str:
-        """The task this recipe's rows are for."""
+    def tasks(self) -> tuple[str, ...]:
+        """The tasks this recipe makes rows for (the first when the spec does not say)."""
         return RECIPE_TASKS[self.recipe]
+
+    @property
+    def sample_rewards(self) -> dict[str, float]:
+        """edited-vs-original with task rl: the reward of the original and of the edited sample."""
+        return {**DEFAULT_REWARDS, **(self.rewards or {})}
 
     def describe(self) -> dict[str, Any]:
         """The block as plain data, without defaults (for reports)."""

@@ -280,6 +280,11 @@ class _Columns:
                 src[has] = s
                 undecided &= ~has
             chosen[column] = src
+        for group in self.r.nonempty:  # ``_Recipe.columns``: the columns of a group all empty drop the unit
+            empty = self.alive()
+            for column in group:
+                empty &= chosen[column] < 0
+            self.fail(empty, *self.r.empty_reason(group))
         alive = np.flatnonzero(self.alive())
         values: dict[str, Any] = {}
         for column, sources in self.spec.columns.items():
@@ -387,8 +392,15 @@ def convert_columns(recipe: _Recipe) -> Conversion:
         c.fail(unchanged, f"unchanged ({edited} == {original})", f"{edited!r} equals the original {original!r}")
         chosen_text = np.full(c.nu, None, dtype=object)
         chosen_text[alive] = edits
-        extras["chosen"] = chosen_text
-        extras["rejected"] = c.field_text(original)[0][c.unit_record]
+        originals = c.field_text(original)[0][c.unit_record]
+        if recipe.rated:  # two rated samples per unit: the original, then the edit
+            row_unit = np.repeat(np.arange(c.nu), 2)
+            extras[recipe.needs.answer] = np.stack([originals, chosen_text], axis=1).reshape(-1)
+            rewards = spec.sample_rewards
+            extras["reward"] = np.tile([rewards["original"], rewards["edited"]], c.nu)
+        else:
+            extras["chosen"] = chosen_text
+            extras["rejected"] = originals
     elif recipe_name == "label":
         question, mapping = spec.question or "", spec.candidate_map
         targets = list(mapping.values())
