@@ -191,10 +191,11 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def _print_data_report(run: Any, examples: Any) -> None:
     """What `validate` prints about the spec and the data: counts, adapted defaults, the conversion's drops."""
-    from .backend import checked_status
+    from .execution import status
 
     r = examples.report
-    print(f"spec ok: task {run.spec.task}, backend {run.backend.name} ({checked_status(run.backend).describe()})")
+    print(f"spec ok: task {run.spec.task}, backend {run.backend.name} "
+          f"({status(run.backend, run.spec).describe()})")
     for diff in run.differences:
         print(f"  adapted {_difference_line(diff.to_dict())}")
     print(f"data ok: {r['rows']} rows -> {r['train']} train / {r['eval']} eval examples, template {r['template']}")

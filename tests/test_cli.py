@@ -61,6 +61,15 @@ def test_validate_unsupported_feature_on_a_backend(repo, tmp_path):
     assert proc.returncode == 1 and "no backend named 'nope'" in proc.stderr
 
 
+def test_validate_asks_the_backends_own_interpreter(repo, monkeypatch):
+    """The status line is the executor's: for trlx, the configured interpreter, not this one."""
+    pytest.importorskip("pyarrow", reason="the Argilla jsonl export is read with pyarrow (the [trl] extra)")
+    monkeypatch.setenv("TUNEBRIDGE_TRLX_PYTHON", "/nonexistent/python")
+    proc = tb("validate", repo / "examples" / "argilla-ilql.yaml")
+    assert proc.returncode == 0, proc.stderr
+    assert "backend trlx (broken: cannot start /nonexistent/python" in proc.stdout
+
+
 def test_schema_is_json():
     proc = tb("schema")
     assert proc.returncode == 0 and "training" in json.loads(proc.stdout)["properties"]

@@ -185,7 +185,7 @@ def test_the_model_card_carries_the_data_provenance(repo, registry, tmp_path):
     card = (tmp_path / "out" / "README.md").read_text()
     assert f"recipe `{conversion['recipe']}`, annotators `{conversion['annotators']}`" in card
     assert f"{conversion['records']} records -> {conversion['rows']} rows" in card
-    assert "responses not counted: 12 discarded, 7 draft" in card
+    assert "responses not counted: 5 discarded, 7 draft" in card
     assert "response from: new-response 31, original-response 9" in card
     for reason, n in conversion["dropped"].items():  # none in this example; the hh and ranking ones have some
         assert f"records dropped ({reason}): {n}" in card
