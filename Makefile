@@ -36,9 +36,14 @@ demo: install
 	@$(VENV)/bin/tunebridge compare examples/compare-tiny.yaml --backends $(DEMO_BACKENDS) --output runs/demo \
 		--overwrite; status=$$?; echo "report: $(CURDIR)/runs/demo/report.html"; exit $$status
 
+# The suite on TEST_WORKERS pytest-xdist workers, one test file per worker at a time (a file's fixtures and
+# order stay together); most of its time is other interpreters starting, so two workers fit two cores.
+# TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
+
 test: install
 	$(VENV)/bin/ruff check core backends tests benchmarks examples
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 autotrain-env:
 	PYTHON=$(PYTHON) scripts/autotrain-env.sh $(AUTOTRAIN_VENV)
