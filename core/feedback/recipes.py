@@ -388,9 +388,7 @@ def convert(records: Records, spec: ArgillaSpec, needs: RowNeeds | None = None) 
             return convert_columns(recipe)
         except Unsupported:
             recipe = _Recipe(records, spec, columnwise=False, needs=needs)
-    report: dict[str, Any] = {"format": records.format, "recipe": spec.recipe, "annotators": spec.annotators,
-                              "statuses": list(spec.statuses), "records": len(records), "dropped": {}}
-    out = Conversion([], [], report)
+    out = empty_conversion(records, spec)
     unit_questions = [q for q, _ in recipe._typed_questions()] or recipe.questions
     per_annotator = spec.annotators == "all"
     used = 0
@@ -411,15 +409,30 @@ def convert(records: Records, spec: ArgillaSpec, needs: RowNeeds | None = None) 
                 recipe.sources[column][name] += 1
             made = made or bool(rows)
         used += made
-    report["records_used"] = used
-    report["rows"] = len(out.rows)
-    report["ignored_responses"] = dict(sorted(recipe.ignored.items()))
-    if recipe.skipped_pairs:
-        report["skipped_pairs"] = dict(recipe.skipped_pairs)
     sources = {c: dict(n) for c, n in recipe.sources.items() if n and len(_as_list(spec.columns[c])) > 1}
+    return finish_conversion(out, records, spec, used, len(out.rows), recipe.ignored, recipe.skipped_pairs, sources)
+
+
+def empty_conversion(records: Records, spec: ArgillaSpec) -> Conversion:
+    """A conversion of ``records`` with no rows yet: the report's header and an empty drop count."""
+    report: dict[str, Any] = {"format": records.format, "recipe": spec.recipe, "annotators": spec.annotators,
+                              "statuses": list(spec.statuses), "records": len(records), "dropped": {}}
+    return Conversion([], [], report)
+
+
+def finish_conversion(out: Conversion, records: Records, spec: ArgillaSpec, used: int, rows: int,
+                      ignored: Counter, skipped: Counter, sources: dict[str, dict[str, int]]) -> Conversion:
+    """Close the report (records used, rows, responses not counted, pairs skipped, sources); no row at all
+    is a DataError giving the counts per reason and the first dropped records."""
+    report = out.report
+    report["records_used"] = used
+    report["rows"] = rows
+    report["ignored_responses"] = dict(sorted(ignored.items()))
+    if skipped:
+        report["skipped_pairs"] = dict(skipped)
     if sources:
         report["sources"] = sources
-    if not out.rows:
+    if not rows:
         reasons = [f"{n} dropped: {reason}" for reason, n in report["dropped"].items()]
         raise DataError(f"{records.path}: the {spec.recipe} recipe made no examples from {len(records)} records",
                         reasons + out.drop_examples)

@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DataError
-from .recipes import Conversion, _as_list
+from .recipes import Conversion, _as_list, empty_conversion, finish_conversion
 
 if TYPE_CHECKING:
     from .recipes import _Recipe
@@ -585,9 +584,8 @@ def _finish(c: _Columns, chosen: dict[str, Any], values: dict[str, Any], extras:
     spec, records = c.spec, c.records
     alive_mask = c.alive()
     alive = np.flatnonzero(alive_mask)
-    report: dict[str, Any] = {"format": records.format, "recipe": spec.recipe, "annotators": spec.annotators,
-                              "statuses": list(spec.statuses), "records": len(records), "dropped": {}}
-    out = Conversion([], [], report)
+    out = empty_conversion(records, spec)
+    report = out.report
     dropped = np.flatnonzero(~alive_mask)
     codes = c.code[dropped]
     kinds, first, counts = np.unique(codes, return_index=True, return_counts=True)
@@ -610,19 +608,8 @@ def _finish(c: _Columns, chosen: dict[str, Any], values: dict[str, Any], extras:
         cols.update({name: column[live] for name, column in extras.items()})
     out.columns = {name: column.tolist() for name, column in cols.items()}
     out.locations = _labels(c, units)
-    report["records_used"] = int(len(np.unique(c.unit_record[alive])))
-    report["rows"] = len(out.locations)
-    report["ignored_responses"] = dict(sorted(c.r.ignored.items()))
-    if skipped:
-        report["skipped_pairs"] = dict(skipped)
-    sources = c.sources(chosen)
-    if sources:
-        report["sources"] = sources
-    if not out.locations:
-        reasons = [f"{n} dropped: {reason}" for reason, n in report["dropped"].items()]
-        raise DataError(f"{records.path}: the {spec.recipe} recipe made no examples from {len(records)} records",
-                        reasons + out.drop_examples)
-    return out
+    return finish_conversion(out, records, spec, int(len(np.unique(c.unit_record[alive]))), len(out.locations),
+                             c.r.ignored, skipped, c.sources(chosen))
 
 
 def _label(c: _Columns, unit: int) -> str:
