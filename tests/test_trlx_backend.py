@@ -213,6 +213,12 @@ def test_plan_reports_what_trlx_cannot_honour():
     assert any("does not evaluate on the held-out split" in u for u in unhonoured)
     assert native["TRLConfig"]["tokenizer"]["padding_side"] == "right"
     assert any("core's order" in n for n in notes)
+    # dropout: trlx computes losses in eval mode; tunebridge runs SFT's in train mode, PPO/ILQL say so
+    assert any("train mode (dropout on)" in n for n in notes)
+    ilql = parse_spec({**RL, "rl": {"algorithm": "ilql"}, "data": {"path": "d", "template": "instruction",
+                                                                   "reward": "score"}})
+    _, _, ilql_notes = native_config(ilql, None, Path("w"))
+    assert any("ILQL: trlx computes the loss with the model in eval mode" in n for n in ilql_notes)
 
 
 GUIDE_ILQL = Path(__file__).resolve().parents[1] / "examples" / "argilla-ilql.yaml"

@@ -218,8 +218,11 @@ def native_config(spec: Spec, examples: Examples | None, work_dir: Path) -> tupl
         notes.append("PPO: num_layers_unfrozen=1: only the top block, the final norm and the heads train (trlx's "
                       "frozen reference branch shares the rest)")
     if algorithm == "sft":
-        notes.append("SFT: trlx reads the examples in the core's order")
+        notes.append("SFT: trlx reads the examples in the core's order; its loss runs with the model in train "
+                     "mode (dropout on), as on the other backends")
     else:
+        notes.append(f"{algorithm.upper()}: trlx computes the loss with the model in eval mode, so the model's "
+                     "dropout does not apply")
         notes.append(f"{algorithm.upper()}: trlx shuffles its rollouts/samples itself (seeded with training.seed), "
                      "whatever training.shuffle says")
     data = {"sft": "samples=[[prompt, completion], ...] (or plain text)", "ppo": "prompts=[{prompt, **columns}]",

@@ -89,6 +89,26 @@ def _follow_decorated_forward() -> None:
     PreTrainedModelWrapper._tunebridge_shim = True
 
 
+def _sft_loss_in_train_mode() -> None:
+    """trlx computes each loss with the model in eval mode (``learn`` calls ``model.train()`` only around the
+    backward pass), so the model's dropout never applies and ``training.seed`` changes nothing. SFT on every
+    other backend trains with dropout on: run trlx's SFT loss in train mode too (``learn`` puts the model back
+    in eval mode after the backward pass). PPO and ILQL keep trlx's behaviour; their plan says so. A runtime
+    shim in tunebridge's backend; trlx's own files are untouched."""
+    from trlx.trainer.accelerate_sft_trainer import AccelerateSFTTrainer
+
+    if getattr(AccelerateSFTTrainer, "_tunebridge_train_mode", False):
+        return
+    original = AccelerateSFTTrainer.loss
+
+    def loss(self, batch):
+        self.model.train()
+        return original(self, batch)
+
+    AccelerateSFTTrainer.loss = loss
+    AccelerateSFTTrainer._tunebridge_train_mode = True
+
+
 def train(job: TrainingJob) -> BackendOutput:
     """Train with trlx, save the model so it reloads (and check that it does), report metrics."""
     import trlx
@@ -96,6 +116,7 @@ def train(job: TrainingJob) -> BackendOutput:
 
     os.environ.setdefault("WANDB_MODE", "disabled")
     _follow_decorated_forward()
+    _sft_loss_in_train_mode()
     algorithm = algorithm_of(job.spec)
     config, native = _config(job)
     total = total_steps_of(job.spec, job.examples)
