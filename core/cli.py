@@ -371,10 +371,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         print(f"\ninterrupted by {interrupted_by(exc)}; what was written is kept in {args.output}", file=sys.stderr)
         return exit_code(exc)
-    out = Path(args.output)
-    print("\n== tunebridge compare finished ==")
-    print(summary_table(record))
-    print(f"report: {out / 'report.html'} (also {out / 'report.md'}, {out / 'comparison.json'})")
+    return _finished("compare", summary_table(record), Path(args.output), "comparison.json", record)
+
+
+def _finished(command: str, table: str, out: Any, record_file: str, record: dict[str, Any]) -> int:
+    """The end of a compare or sweep: the summary table, where the report is; exit 1 unless all completed."""
+    print(f"\n== tunebridge {command} finished ==")
+    print(table)
+    print(f"report: {out / 'report.html'} (also {out / 'report.md'}, {out / record_file})")
     return 0 if record["all_completed"] else 1
 
 
@@ -395,11 +399,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"\ninterrupted by {interrupted_by(exc)}; the trials were stopped and their statuses are in "
               f"{Path(args.output) / 'sweep.json'}", file=sys.stderr)
         return exit_code(exc)
-    out = Path(args.output)
-    print("\n== tunebridge sweep finished ==")
-    print(summary_table(record))
-    print(f"report: {out / 'report.html'} (also {out / 'report.md'}, {out / 'sweep.json'})")
-    return 0 if record["all_completed"] else 1
+    return _finished("sweep", summary_table(record), Path(args.output), "sweep.json", record)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -338,3 +338,29 @@ def test_a_compare_locks_its_folder_and_each_backend_folder(spec_file, tmp_path,
     monkeypatch.setattr(fake_backend.FakeBackend, "train", train)
     assert cli.main(["compare", str(spec_file), "--backends", "fake", "--output", str(out)]) == 0
     assert seen == [["fake", "out"]] and not list(out.rglob(LOCK_NAME))
+
+
+def test_a_report_that_cannot_be_drawn_never_loses_the_record(tmp_path, monkeypatch):
+    """compare and sweep write their record, then the report (report.write_record_with_report)."""
+    import tunebridge.report as report
+    from tunebridge.files import WriteError
+
+    record = {"kind": "comparison", "backends": []}
+
+    def broken(out, rec):
+        raise ValueError("cannot draw")
+
+    monkeypatch.setattr(report, "render_report", broken)
+    with pytest.raises(ValueError, match="cannot draw"):
+        report.write_record_with_report(tmp_path, "comparison.json", record)
+    saved = json.loads((tmp_path / "comparison.json").read_text())
+    assert saved["report_error"] == "ValueError: cannot draw" and saved["kind"] == "comparison"
+
+    def full(out, rec):
+        raise OSError(28, "No space left on device", str(out / "report.html"))
+
+    monkeypatch.setattr(report, "render_report", full)
+    with pytest.raises(WriteError) as info:
+        report.write_record_with_report(tmp_path, "sweep.json", {"kind": "sweep"})
+    assert "sweep.json (complete)" in str(info.value)
+    assert json.loads((tmp_path / "sweep.json").read_text()) == {"kind": "sweep"}

@@ -14,7 +14,7 @@ from ..errors import (
     RunFailed,
     TunebridgeError,
 )
-from ..files import WriteError, write_atomic, write_json
+from ..files import write_atomic
 from ..progress import note
 from ..signals import interrupt_on_signals, interrupted_by
 from .differences import build_differences
@@ -242,17 +242,9 @@ def compare(spec: Any, backends: str | list[str], output_dir: str | Path, overwr
 
 def write_comparison(out: Path, record: dict[str, Any]) -> None:
     """comparison.json, then the report (a report that cannot be drawn never loses the record)."""
-    from ..report import render_report
+    from ..report import write_record_with_report
 
-    write_json(out / "comparison.json", record)
-    try:
-        render_report(out, record)
-    except OSError as exc:
-        raise WriteError(exc.filename or out, exc, f"{out / 'comparison.json'} (complete)") from None
-    except Exception as exc:
-        record["report_error"] = f"{type(exc).__name__}: {exc}"
-        write_json(out / "comparison.json", record)
-        raise
+    write_record_with_report(out, "comparison.json", record)
 
 
 __all__ = ["AVAILABLE", "CompareError", "compare", "held_out_spec", "parse_backends", "resolve_backends",

@@ -189,13 +189,34 @@ def build_document(out: Path, record: dict[str, Any], draw_plots: bool = True) -
     doc.tables += [_backend_table(b, task) for b in record["backends"]]
     doc.differences = _difference_tables(record)
     if draw_plots:
-        try:
-            from .plots import draw
-
-            doc.plots = draw(out, record)
-        except ImportError:
-            doc.plot_note = "No plots: matplotlib is not installed (pip install 'tunebridge[report]')."
+        attach_plots(doc, out, record, "draw")
     return doc
+
+
+def attach_plots(doc: Document, out: Path, record: dict[str, Any], drawer: str) -> None:
+    """``doc.plots`` from ``report.plots.<drawer>`` (matplotlib, imported only here), or a note without it."""
+    from . import plots
+
+    try:
+        doc.plots = getattr(plots, drawer)(out, record)
+    except ImportError:
+        doc.plot_note = "No plots: matplotlib is not installed (pip install 'tunebridge[report]')."
+
+
+def write_record_with_report(out: Path, filename: str, record: dict[str, Any]) -> None:
+    """``out/filename`` (comparison.json, sweep.json), then the report: a report that cannot be drawn never
+    loses the record (its error is added to the record, which is written again)."""
+    from ..files import write_json
+
+    write_json(out / filename, record)
+    try:
+        render_report(out, record)
+    except OSError as exc:
+        raise WriteError(exc.filename or out, exc, f"{out / filename} (complete)") from None
+    except Exception as exc:
+        record["report_error"] = f"{type(exc).__name__}: {exc}"
+        write_json(out / filename, record)
+        raise
 
 
 def render_report(out: str | Path, record: dict[str, Any] | None = None) -> tuple[Path, Path]:

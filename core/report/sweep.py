@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import Document, Table, _s
+from . import Document, Table, _s, attach_plots
 
 
 def _param_cell(value: Any) -> str:
@@ -68,10 +68,5 @@ def build_sweep_document(out: Path, record: dict[str, Any], draw_plots: bool = T
                    results_title="Trials", details_title="")
     doc.tables.append(trials_table(record))
     if draw_plots:
-        try:
-            from .plots import draw_sweep
-
-            doc.plots = draw_sweep(out, record)
-        except ImportError:
-            doc.plot_note = "No plots: matplotlib is not installed (pip install 'tunebridge[report]')."
+        attach_plots(doc, out, record, "draw_sweep")
     return doc

@@ -275,14 +275,6 @@ def _fit(spec: Any, params: list[Param], samples: int | None, out: Path, rows: d
 
 def write_sweep(out: Path, record: dict[str, Any]) -> None:
     """sweep.json, then the report (a report that cannot be drawn never loses the record)."""
-    from ..report import render_report
+    from ..report import write_record_with_report
 
-    write_json(out / SWEEP_JSON, record)
-    try:
-        render_report(out, record)
-    except OSError as exc:
-        raise WriteError(exc.filename or out, exc, f"{out / SWEEP_JSON} (complete)") from None
-    except Exception as exc:
-        record["report_error"] = f"{type(exc).__name__}: {exc}"
-        write_json(out / SWEEP_JSON, record)
-        raise
+    write_record_with_report(out, SWEEP_JSON, record)
